@@ -1,0 +1,177 @@
+"""Base classes of the component kinds that plugins register.
+
+A component class carries ``name: ClassVar[str]`` and an inner ``Config`` pydantic model that
+validates its ``params`` (unknown keys rejected).  Registration (see :mod:`cmm_bt.hookspecs`)
+hands the *class* to the host; nothing heavy (torch, transformers) may be imported before the
+class is instantiated.
+
+Kinds: ``data``, ``teacher``, ``probe``, ``student``, ``moe``, ``execution``, ``reporter``.
+The host knows how to drive ``data``, ``execution`` and ``reporter`` components; the model kinds
+are driven by pipeline plugins through :meth:`cmm_bt.hookspecs.cmm_bt_compute_signals`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from cmm_bt.data.schema import Instrument, MarketData
+    from cmm_bt.results import RunResult
+
+KINDS: tuple[str, ...] = ("data", "teacher", "probe", "student", "moe", "execution", "reporter")
+
+
+class Params(BaseModel):
+    """Base for component ``Config`` models: frozen, unknown keys rejected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Component:
+    """Common base: a registered name and a params model."""
+
+    name: ClassVar[str] = ""
+    kind: ClassVar[str] = ""
+
+    class Config(Params):
+        pass
+
+    def __init__(self, config: "Component.Config"):
+        self.config = config
+
+
+# --------------------------------------------------------------------------------------- data
+class DataSource(Component):
+    """Turns raw files into a normalised :class:`~cmm_bt.data.schema.MarketData`.
+
+    ``files`` are absolute paths, already resolved against the data root.  Raise
+    :class:`~cmm_bt.errors.DataError` naming the file and row for bad input.
+    """
+
+    kind = "data"
+
+    def load(self, files: list[Path], instrument: "Instrument | None") -> "MarketData":
+        raise NotImplementedError
+
+
+# ---------------------------------------------------------------------------------- execution
+@dataclass(frozen=True)
+class Quotes:
+    """What a policy wants resting on the book after a decision step.
+
+    Prices are integer ticks; ``None`` (or qty 0) means no order on that side.  A side whose price
+    and qty are unchanged keeps its existing order (and its queue position); otherwise the engine
+    cancels and replaces it.
+    """
+
+    bid_price: int | None = None
+    bid_qty: float = 0.0
+    ask_price: int | None = None
+    ask_qty: float = 0.0
+
+
+@dataclass
+class DecisionState:
+    """What a policy may know at a decision step (local view, after feed and response latency).
+
+    :ivar ts: local decision time, ns.
+    :ivar step: index of the decision step in the run.
+    :ivar best_bid, best_ask: local best bid / ask in ticks (may be equal to the other side's
+        last value when the book is one-sided).
+    :ivar bid_qty, ask_qty: quantity at the local best levels.
+    :ivar position: inventory known locally (fills reported after the response latency).
+    :ivar episode_progress: fraction of the current episode elapsed, in [0, 1].
+    :ivar signals: per-step model outputs computed before the replay (e.g. ``pred_mid``),
+        by name; empty when the strategy has no models.
+    """
+
+    ts: int
+    step: int
+    best_bid: int
+    best_ask: int
+    bid_qty: float
+    ask_qty: float
+    position: float
+    episode_progress: float
+    signals: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def mid(self) -> float:
+        return 0.5 * (self.best_bid + self.best_ask)
+
+    @property
+    def spread(self) -> int:
+        return self.best_ask - self.best_bid
+
+
+@dataclass
+class RunContext:
+    """Facts an execution policy may use when it is built and fitted."""
+
+    instrument: "Instrument"
+    decision_interval_ns: int
+    position_limit: float
+    order_qty: float
+    train: "MarketData | None" = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class ExecutionPolicy(Component):
+    """Turns the local market view (and model signals) into quotes at each decision step."""
+
+    kind = "execution"
+
+    def fit(self, context: RunContext) -> None:
+        """Estimate parameters from ``context.train`` (the training split); default: nothing."""
+
+    def quote(self, state: DecisionState) -> Quotes:
+        raise NotImplementedError
+
+    def quote_batch(self, arrays: dict[str, np.ndarray]) -> None:
+        """Optional vectorised fast path; not used by the engine yet."""
+        raise NotImplementedError(f"{self.name}: no vectorised quoting")
+
+
+# ------------------------------------------------------------------------------------ reporter
+class Reporter(Component):
+    """Renders a finished run (terminal, files, ...)."""
+
+    kind = "reporter"
+
+    def report(self, result: "RunResult", console: "Console") -> None:
+        raise NotImplementedError
+
+
+# ------------------------------------------------------------------------------- model kinds
+class Teacher(Component):
+    kind = "teacher"
+
+
+class Probe(Component):
+    kind = "probe"
+
+
+class Student(Component):
+    kind = "student"
+
+
+class MoE(Component):
+    kind = "moe"
+
+
+BASE_CLASS_OF_KIND: dict[str, type[Component]] = {
+    "data": DataSource,
+    "teacher": Teacher,
+    "probe": Probe,
+    "student": Student,
+    "moe": MoE,
+    "execution": ExecutionPolicy,
+    "reporter": Reporter,
+}

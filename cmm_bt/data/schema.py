@@ -1,0 +1,120 @@
+"""The normalised, columnar market-data event schema shared by every data plugin and the engine.
+
+Every data plugin turns its raw files into one :class:`MarketData`: a table of events sorted by
+exchange timestamp, with prices as integer ticks, plus the instrument facts needed to turn ticks
+and lots back into money.
+
+Event columns (``EVENT_COLUMNS``):
+
+=========== ======= ==========================================================================
+column      dtype   meaning
+=========== ======= ==========================================================================
+exch_ts     int64   exchange timestamp, ns since the Unix epoch (UTC)
+local_ts    int64   local receive timestamp, ns; ``exch_ts + feed latency`` when the source has
+                    none (the plugin documents its rule); never earlier than ``exch_ts``
+ev          int8    event kind: ``BOOK`` (set one price level), ``TRADE``, ``CLEAR`` (drop one
+                    side of the book before a full snapshot)
+side        int8    ``BID`` (+1) or ``ASK`` (-1) for BOOK and CLEAR; for TRADE the *aggressor*
+                    side: +1 buyer-initiated (lifts the ask), -1 seller-initiated (hits the bid)
+price       int64   price in ticks (``round(price / tick_size)``); 0 for CLEAR
+qty         float64 BOOK: total resting quantity at that level after the event (0 deletes it);
+                    TRADE: traded quantity; CLEAR: 0.  Quantities are in contracts / base units.
+=========== ======= ==========================================================================
+
+A snapshot source (CME, China futures, LOBSTER, generic) is turned into BOOK events by
+:func:`cmm_bt.data.snapshots.snapshots_to_events` (diffs between consecutive snapshots).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+BOOK: int = 0
+TRADE: int = 1
+CLEAR: int = 2
+BID: int = 1
+ASK: int = -1
+
+EVENT_COLUMNS: dict[str, str] = {
+    "exch_ts": "int64",
+    "local_ts": "int64",
+    "ev": "int8",
+    "side": "int8",
+    "price": "int64",
+    "qty": "float64",
+}
+
+
+@dataclass(frozen=True)
+class Instrument:
+    """What one tick and one unit of quantity are worth.
+
+    PnL of a fill = ``qty * price_ticks * tick_size * multiplier`` in ``currency``.
+    """
+
+    symbol: str
+    tick_size: float
+    multiplier: float = 1.0
+    lot_size: float = 1.0
+    currency: str = "USD"
+
+    @property
+    def tick_value(self) -> float:
+        """Money value of one tick for one unit of quantity."""
+        return self.tick_size * self.multiplier
+
+
+@dataclass
+class MarketData:
+    """A normalised event stream for one instrument.
+
+    :ivar events: DataFrame with exactly ``EVENT_COLUMNS``, sorted by ``exch_ts`` (stable).
+    :ivar instrument: tick size, multiplier and lot size.
+    :ivar sessions: ``(start_ns, end_ns)`` trading sessions, in time order; the engine can run one
+        episode per session.  Empty means one session spanning the data.
+    :ivar meta: free-form facts from the loader (source files, rows dropped and why, ...).
+    """
+
+    events: pd.DataFrame
+    instrument: Instrument
+    sessions: list[tuple[int, int]] = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def start_ns(self) -> int:
+        return int(self.events["exch_ts"].iloc[0])
+
+    @property
+    def end_ns(self) -> int:
+        return int(self.events["exch_ts"].iloc[-1])
+
+    def between(self, start_ns: int, end_ns: int) -> "MarketData":
+        """The events with ``start_ns <= exch_ts < end_ns`` and the sessions clipped to that span."""
+        ts = self.events["exch_ts"].to_numpy()
+        lo, hi = np.searchsorted(ts, [start_ns, end_ns], side="left")
+        sessions = [(max(s, start_ns), min(e, end_ns)) for s, e in self.sessions if e > start_ns and s < end_ns]
+        return MarketData(self.events.iloc[lo:hi].reset_index(drop=True), self.instrument, sessions, dict(self.meta))
+
+
+def empty_events() -> pd.DataFrame:
+    """An empty event table with the right dtypes."""
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in EVENT_COLUMNS.items()})
+
+
+def make_events(**columns: np.ndarray) -> pd.DataFrame:
+    """Build an event table from arrays (missing ``local_ts`` defaults to ``exch_ts``), cast dtypes."""
+    if "local_ts" not in columns:
+        columns["local_ts"] = columns["exch_ts"]
+    missing = set(EVENT_COLUMNS) - set(columns)
+    if missing:
+        raise ValueError(f"missing event columns: {sorted(missing)}")
+    return pd.DataFrame({c: np.asarray(columns[c]).astype(t, copy=False) for c, t in EVENT_COLUMNS.items()})
+
+
+def sort_events(events: pd.DataFrame) -> pd.DataFrame:
+    """Stable sort by ``exch_ts`` (events with equal timestamps keep their source order)."""
+    order = np.argsort(events["exch_ts"].to_numpy(), kind="stable")
+    return events.iloc[order].reset_index(drop=True)
