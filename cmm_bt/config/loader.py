@@ -1,0 +1,109 @@
+"""Load a strategy file: ``extends:`` composition, ``-o key=value`` overrides, two-stage validation."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Iterable
+
+from pydantic import ValidationError
+
+from cmm_bt.config.errors import render_validation_error
+from cmm_bt.config.strategy import COMPONENT_SECTIONS, Strategy
+from cmm_bt.config.yamlio import parse_scalar, read_yaml_mapping
+from cmm_bt.errors import ConfigError
+from cmm_bt.registry import Registry
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` on top of ``base``: mappings merge key by key, anything else is replaced."""
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def compose(path: Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Read ``path`` and the files it ``extends:`` (relative to it), later files winning."""
+    path = path.resolve()
+    if path in _chain:
+        cycle = " -> ".join(p.name for p in (*_chain, path))
+        raise ConfigError(f"extends cycle: {cycle}", file=_chain[-1], key="extends")
+    data = read_yaml_mapping(path)
+    parents = data.pop("extends", None)
+    if parents is None:
+        return data
+    if isinstance(parents, str):
+        parents = [parents]
+    if not isinstance(parents, list) or not all(isinstance(p, str) for p in parents):
+        raise ConfigError("must be a file path or a list of file paths", file=path, key="extends")
+    merged: dict[str, Any] = {}
+    for parent in parents:
+        parent_path = (path.parent / parent)
+        if not parent_path.exists():
+            raise ConfigError(f"extended file not found: {parent}", file=path, key="extends")
+        merged = deep_merge(merged, compose(parent_path, (*_chain, path)))
+    return deep_merge(merged, data)
+
+
+def apply_overrides(data: dict[str, Any], overrides: Iterable[str], *, source: str = "-o") -> dict[str, Any]:
+    """Apply ``key.path=value`` overrides (values parsed as YAML scalars / flow collections)."""
+    out = copy.deepcopy(data)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {item!r} is not of the form key.path=value", file=source)
+        parts = key.strip().split(".")
+        node = out
+        for i, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"cannot set {key!r}: {'.'.join(parts[: i + 1])} is not a mapping", file=source)
+            node = child
+        node[parts[-1]] = parse_scalar(raw)
+    return out
+
+
+def load_strategy_dict(path: Path, overrides: Iterable[str] = ()) -> dict[str, Any]:
+    """The composed and overridden strategy mapping, not yet validated."""
+    return apply_overrides(compose(Path(path)), overrides)
+
+
+def parse_strategy(data: dict[str, Any], *, file: Path | str) -> Strategy:
+    """Stage 1: the envelope's shape."""
+    try:
+        return Strategy(**data)
+    except ValidationError as err:
+        raise ConfigError(render_validation_error(err), file=file) from None
+    except TypeError as err:  # e.g. a non-string key
+        raise ConfigError(str(err), file=file) from None
+
+
+def validate_components(strategy: Strategy, registry: Registry, *, file: Path | str) -> None:
+    """Stage 2: every named component exists and its params validate with its own Config."""
+    from cmm_bt.engine.config import EngineConfig
+
+    for section, kind in COMPONENT_SECTIONS.items():
+        spec = getattr(strategy, section)
+        if spec is not None:
+            registry.validate_params(kind, spec.name, spec.params, where=str(file), key=section)
+    for i, spec in enumerate(strategy.reporters):
+        registry.validate_params("reporter", spec.name, spec.params, where=str(file), key=f"reporters.{i}")
+    try:
+        EngineConfig(**strategy.engine)
+    except ValidationError as err:
+        raise ConfigError(render_validation_error(err, prefix="engine"), file=file) from None
+
+
+def load_strategy(path: Path, overrides: Iterable[str] = (), registry: Registry | None = None) -> tuple[Strategy, dict[str, Any]]:
+    """Compose, override and validate a strategy file (both stages when ``registry`` is given)."""
+    data = load_strategy_dict(path, overrides)
+    strategy = parse_strategy(data, file=path)
+    if registry is not None:
+        validate_components(strategy, registry, file=path)
+    return strategy, data

@@ -1,0 +1,81 @@
+"""The host-owned registry of component classes, filled through the ``cmm_bt_register_*`` hooks."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from pydantic import ValidationError
+
+from cmm_bt.components import BASE_CLASS_OF_KIND, KINDS, Component
+from cmm_bt.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Registration:
+    """One registered component class, who registered it and under which names."""
+
+    kind: str
+    name: str
+    cls: type[Component]
+    plugin: str
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass
+class Registry:
+    """Component classes by kind and name (aliases included)."""
+
+    _by_kind: dict[str, dict[str, Registration]] = field(default_factory=lambda: {k: {} for k in KINDS})
+
+    def register(self, kind: str, cls: type[Component], plugin: str, aliases: Iterable[str] = ()) -> None:
+        """Add ``cls`` under ``cls.name`` and its aliases; a name clash or wrong base class is an error."""
+        base = BASE_CLASS_OF_KIND[kind]
+        if not (isinstance(cls, type) and issubclass(cls, base)):
+            raise ConfigError(f"plugin {plugin!r} registered {cls!r} as a {kind} component; expected a subclass of {base.__module__}.{base.__qualname__}")
+        if not cls.name:
+            raise ConfigError(f"plugin {plugin!r}: {cls.__qualname__} has no `name`")
+        reg = Registration(kind, cls.name, cls, plugin, tuple(aliases))
+        table = self._by_kind[kind]
+        for n in (cls.name, *reg.aliases):
+            if n in table and table[n].cls is not cls:
+                raise ConfigError(f"{kind} component name {n!r} registered twice: by {table[n].plugin!r} and {plugin!r}")
+            table[n] = reg
+
+    def names(self, kind: str) -> list[str]:
+        """Primary names of the registered components of ``kind``, sorted."""
+        return sorted({r.name for r in self._by_kind[kind].values()})
+
+    def registrations(self, kind: str | None = None) -> list[Registration]:
+        kinds = [kind] if kind else list(KINDS)
+        seen: dict[tuple[str, str], Registration] = {}
+        for k in kinds:
+            for r in self._by_kind[k].values():
+                seen[(k, r.name)] = r
+        return sorted(seen.values(), key=lambda r: (r.kind, r.name))
+
+    def get(self, kind: str, name: str, *, where: str | None = None, key: str | None = None) -> type[Component]:
+        """The class registered as ``name``; an unknown name is a :class:`ConfigError` with a did-you-mean."""
+        table = self._by_kind[kind]
+        if name in table:
+            return table[name].cls
+        close = difflib.get_close_matches(name, list(table), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        known = ", ".join(self.names(kind)) or "none installed"
+        raise ConfigError(f"unknown {kind} plugin {name!r}{hint} (known: {known})", file=where, key=key)
+
+    def validate_params(self, kind: str, name: str, params: dict[str, Any] | None, *, where: str | None = None, key: str | None = None) -> Component.Config:
+        """Validate ``params`` with the component's own ``Config`` model."""
+        cls = self.get(kind, name, where=where, key=key)
+        try:
+            return cls.Config(**(params or {}))
+        except ValidationError as err:
+            from cmm_bt.config.errors import render_validation_error
+
+            raise ConfigError(render_validation_error(err, prefix=f"{key}.params" if key else "params"), file=where) from None
+
+    def create(self, kind: str, name: str, params: dict[str, Any] | None = None, *, where: str | None = None, key: str | None = None) -> Component:
+        """Instantiate the component with validated params."""
+        cls = self.get(kind, name, where=where, key=key)
+        return cls(self.validate_params(kind, name, params, where=where, key=key))
