@@ -18,8 +18,8 @@ if TYPE_CHECKING:
 
 def column_names(results: list["RunResult"]) -> list[str]:
     """One header per run: the strategy name, or ``strategy (run name)`` where strategies repeat."""
-    strategies = [r.strategy for r in results]
-    return [r.strategy if strategies.count(r.strategy) == 1 else f"{r.strategy} ({r.name})" for r in results]
+    strategies = [r.strategy_name for r in results]
+    return [r.strategy_name if strategies.count(r.strategy_name) == 1 else f"{r.strategy_name} ({r.run_name})" for r in results]
 
 
 def best_index(values: list[object], row: MetricRow) -> set[int]:

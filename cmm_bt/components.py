@@ -51,13 +51,18 @@ class Component:
 class DataSource(Component):
     """Turns raw files into a normalised :class:`~cmm_bt.data.schema.MarketData`.
 
-    ``files`` are absolute paths, already resolved against the data root.  Raise
-    :class:`~cmm_bt.errors.DataError` naming the file and row for bad input.
+    Raise :class:`~cmm_bt.errors.DataError` naming the file and row for bad input.
     """
 
     kind = "data"
 
-    def load(self, files: list[Path], instrument: "Instrument | None") -> "MarketData":
+    def load(self, files: list[Path], instrument: "Instrument | None", data_root: Path) -> "MarketData":
+        """Load ``files`` (absolute paths, already resolved against ``data_root``, in order).
+
+        :param instrument: the manifest's instrument, or None when the plugin derives it.
+        :param data_root: the data root, for side files the plugin finds itself (e.g. contract
+            metadata).
+        """
         raise NotImplementedError
 
 

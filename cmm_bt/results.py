@@ -37,9 +37,9 @@ _TABLE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 class RunResult:
     """Everything a run produced.
 
-    :ivar name: run name (the run folder's name by default).
-    :ivar strategy: strategy name.
-    :ivar dataset: dataset name.
+    :ivar run_name: run name.
+    :ivar strategy_name: strategy name (column header in ``compare``).
+    :ivar dataset_name: dataset name.
     :ivar config: the resolved strategy config (plain YAML-able dict).
     :ivar metrics: flat metrics (see :func:`cmm_bt.metrics.compute_metrics`).
     :ivar output: the engine's tables.
@@ -48,9 +48,9 @@ class RunResult:
     :ivar split: the data split replayed (``test``, ...), if any.
     """
 
-    name: str
-    strategy: str
-    dataset: str
+    run_name: str
+    strategy_name: str
+    dataset_name: str
     config: dict[str, Any]
     metrics: dict[str, float | int]
     output: BacktestOutput
@@ -162,9 +162,9 @@ def _run_info(result: RunResult) -> dict[str, Any]:
     inst = result.output.instrument
     return to_plain(
         {
-            "name": result.name,
-            "strategy": result.strategy,
-            "dataset": result.dataset,
+            "name": result.run_name,
+            "strategy": result.strategy_name,
+            "dataset": result.dataset_name,
             "split": result.split,
             "instrument": {
                 "symbol": inst.symbol,
@@ -217,9 +217,9 @@ def read_run_result(path: Path) -> RunResult:
         wall_s=float(info.get("wall_s") or 0.0),
     )
     return RunResult(
-        name=info.get("name", path.name),
-        strategy=info.get("strategy", "?"),
-        dataset=info.get("dataset", "?"),
+        run_name=info.get("name", path.name),
+        strategy_name=info.get("strategy", "?"),
+        dataset_name=info.get("dataset", "?"),
         config=config,
         metrics=metrics,
         output=output,

@@ -1,0 +1,80 @@
+"""The ``cmm-bt`` command line: one module per command, combined here.
+
+Errors: a :class:`~cmm_bt.errors.CmmBtError` (bad usage, config or data) prints one line on stderr
+and exits 2; anything else exits 1, with a traceback only under ``--debug``.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import click
+import typer
+
+from cmm_bt.errors import CmmBtError
+
+app = typer.Typer(
+    name="cmm-bt",
+    help="Plugin-based market-making backtester.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks of internal errors.")) -> None:
+    """Plugin-based market-making backtester."""
+
+
+def _add_commands() -> None:
+    from cmm_bt.cli import compare, data, plugins, run, schema, validate
+
+    for module in (run, compare, validate, schema, plugins):
+        app.command(name=module.NAME, help=module.__doc__)(module.command)
+    app.add_typer(data.app, name="data")
+
+
+def _add_plugin_commands() -> None:
+    """Plugins may add commands (``cmm_bt_register_commands``); a broken plugin must not kill the CLI."""
+    from cmm_bt.plugins import Hooks, build_plugin_manager
+
+    try:
+        Hooks(build_plugin_manager()).register_commands(app=app)
+    except CmmBtError:
+        pass  # the same error is raised again, as one line, by the command that needs the plugins
+
+
+def _fail(message: str, code: int) -> None:
+    red, reset = ("\x1b[31m", "\x1b[0m") if sys.stderr.isatty() else ("", "")
+    sys.stderr.write(f"{red}error:{reset} {' '.join(message.split())}\n")
+    raise SystemExit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in args
+    _add_commands()
+    _add_plugin_commands()
+    try:
+        rv = app(args=args, prog_name="cmm-bt", standalone_mode=False)
+        raise SystemExit(rv if isinstance(rv, int) else 0)
+    except click.exceptions.Exit as err:
+        raise SystemExit(err.exit_code) from None
+    except click.ClickException as err:  # usage errors: exit 2
+        err.show()
+        raise SystemExit(err.exit_code) from None
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        sys.stderr.write("aborted\n")
+        raise SystemExit(130) from None
+    except CmmBtError as err:
+        if debug:
+            traceback.print_exc()
+        _fail(str(err), err.exit_code)
+    except Exception as err:  # noqa: BLE001 - the one place internal errors are turned into exit 1
+        if debug:
+            traceback.print_exc()
+            raise SystemExit(1) from None
+        _fail(f"internal error: {type(err).__name__}: {err} (run with --debug for a traceback)", 1)

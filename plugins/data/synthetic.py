@@ -219,6 +219,22 @@ def _emit(n, cap, b_ts, b_loc, b_ev, b_side, b_px, b_qty, ts, loc, ev, side, px,
 
 
 @numba.njit(cache=True)
+def _publish(n, cap, b_ts, b_loc, b_ev, b_side, b_px, b_qty, ts, loc, base, bq, aq, pub_b, pub_a):
+    """Emit the level diffs between the book and the last published one: decreases first, then
+    increases, so that every intermediate published book is a subset of the new one (never crossed)."""
+    W = bq.shape[0]
+    for phase in range(2):
+        for i in range(W):
+            if (bq[i] < pub_b[i]) if phase == 0 else (bq[i] > pub_b[i]):
+                n = _emit(n, cap, b_ts, b_loc, b_ev, b_side, b_px, b_qty, ts, loc, BOOK, BID, base + i, bq[i])
+                pub_b[i] = bq[i]
+            if (aq[i] < pub_a[i]) if phase == 0 else (aq[i] > pub_a[i]):
+                n = _emit(n, cap, b_ts, b_loc, b_ev, b_side, b_px, b_qty, ts, loc, BOOK, ASK, base + i, aq[i])
+                pub_a[i] = aq[i]
+    return n
+
+
+@numba.njit(cache=True)
 def _simulate(seed, n_sessions, session_ns, gap_ns, start_ns, start_tick, L, p, snap_ns, cap):
     np.random.seed(seed)
     W = _GRID
@@ -330,13 +346,7 @@ def _simulate(seed, n_sessions, session_ns, gap_ns, start_ns, start_tick, L, p, 
                 if k_snap > last_snap:
                     last_snap = k_snap
                     sts = s0 + k_snap * snap_ns
-                    for i in range(W):
-                        if bq[i] != pub_b[i]:
-                            n = _emit(n, cap, b_ts, b_loc, b_ev, b_side, b_px, b_qty, sts, loc, BOOK, BID, base + i, bq[i])
-                            pub_b[i] = bq[i]
-                        if aq[i] != pub_a[i]:
-                            n = _emit(n, cap, b_ts, b_loc, b_ev, b_side, b_px, b_qty, sts, loc, BOOK, ASK, base + i, aq[i])
-                            pub_a[i] = aq[i]
+                    n = _publish(n, cap, b_ts, b_loc, b_ev, b_side, b_px, b_qty, sts, loc, base, bq, aq, pub_b, pub_a)
             # ---- pick the event
             u = np.random.random() * R
             k = 0
@@ -475,11 +485,68 @@ def _simulate(seed, n_sessions, session_ns, gap_ns, start_ns, start_tick, L, p, 
         # ---- session end: publish the final conflated state
         if snap:
             sts = s0 + session_ns - 1
-            for i in range(W):
-                if bq[i] != pub_b[i]:
-                    n = _emit(n, cap, b_ts, b_loc, b_ev, b_side, b_px, b_qty, sts, last_loc, BOOK, BID, base + i, bq[i])
-                if aq[i] != pub_a[i]:
-                    n = _emit(n, cap, b_ts, b_loc, b_ev, b_side, b_px, b_qty, sts, last_loc, BOOK, ASK, base + i, aq[i])
+            last_loc = max(last_loc, sts + np.int64(p[P_LATMIN]))
+            n = _publish(n, cap, b_ts, b_loc, b_ev, b_side, b_px, b_qty, sts, last_loc, base, bq, aq, pub_b, pub_a)
         if n > cap:
             return -1, n_reg, b_ts, b_loc, b_ev, b_side, b_px, b_qty, reg_ts, reg_val
     return n, n_reg, b_ts, b_loc, b_ev, b_side, b_px, b_qty, reg_ts, reg_val
+
+
+# ------------------------------------------------------------------------------------ replay
+def top_of_book(events: pd.DataFrame) -> pd.DataFrame:
+    """Replay an event table and return the best bid / ask (ticks) and their sizes after every event.
+
+    A side with no orders shows price ``INT64_MIN`` (bid) / ``INT64_MAX`` (ask) and size 0.
+    """
+    price = events["price"].to_numpy(np.int64)
+    ev = events["ev"].to_numpy(np.int8)
+    book = ev == BOOK
+    lo = int(price[book].min()) if book.any() else 0
+    hi = int(price[book].max()) if book.any() else 0
+    bb, ba, bqty, aqty = _replay_top(ev, events["side"].to_numpy(np.int8), price, events["qty"].to_numpy(np.float64), lo, hi)
+    return pd.DataFrame({"best_bid": bb, "best_ask": ba, "bid_qty": bqty, "ask_qty": aqty})
+
+
+@numba.njit(cache=True)
+def _replay_top(ev, side, price, qty, lo, hi):
+    n = len(ev)
+    W = hi - lo + 1
+    bq = np.zeros(W)
+    aq = np.zeros(W)
+    NONE_B = np.iinfo(np.int64).min
+    NONE_A = np.iinfo(np.int64).max
+    out_b = np.empty(n, np.int64)
+    out_a = np.empty(n, np.int64)
+    out_bq = np.empty(n)
+    out_aq = np.empty(n)
+    bb = -1  # grid index, -1 = empty
+    ba = W  # W = empty
+    for k in range(n):
+        if ev[k] == CLEAR:
+            if side[k] == BID:
+                bq[:] = 0.0
+                bb = -1
+            else:
+                aq[:] = 0.0
+                ba = W
+        elif ev[k] == BOOK:
+            i = price[k] - lo
+            if side[k] == BID:
+                bq[i] = qty[k]
+                if qty[k] > 0 and i > bb:
+                    bb = i
+                elif qty[k] <= 0 and i == bb:
+                    while bb >= 0 and bq[bb] <= 0:
+                        bb -= 1
+            else:
+                aq[i] = qty[k]
+                if qty[k] > 0 and i < ba:
+                    ba = i
+                elif qty[k] <= 0 and i == ba:
+                    while ba < W and aq[ba] <= 0:
+                        ba += 1
+        out_b[k] = lo + bb if bb >= 0 else NONE_B
+        out_a[k] = lo + ba if ba < W else NONE_A
+        out_bq[k] = bq[bb] if bb >= 0 else 0.0
+        out_aq[k] = aq[ba] if ba < W else 0.0
+    return out_b, out_a, out_bq, out_aq

@@ -68,8 +68,8 @@ class RichReport(Reporter):
         grid = Table.grid(padding=(0, 2))
         grid.add_column(style="bold")
         grid.add_column()
-        grid.add_row("Strategy", result.strategy)
-        grid.add_row("Dataset", result.dataset + (f"  (split: {result.split})" if result.split else ""))
+        grid.add_row("Strategy", result.strategy_name)
+        grid.add_row("Dataset", result.dataset_name + (f"  (split: {result.split})" if result.split else ""))
         if len(out.steps):
             ts = out.steps["ts"].to_numpy()
             span = f"{_utc(int(ts.min()))} → {_utc(int(ts.max()))} UTC ({_duration(float(ts.max() - ts.min()))})"
@@ -82,7 +82,7 @@ class RichReport(Reporter):
         )
         if result.run_dir is not None:
             grid.add_row("Run folder", str(result.run_dir))
-        return Panel(grid, title=f"cmm-bt run [bold]{result.name}[/bold]", expand=False)
+        return Panel(grid, title=Text.assemble("cmm-bt run ", (result.run_name, "bold")), expand=False)
 
     def _summary(self, result: "RunResult", cur: str) -> Table:
         m = result.metrics

@@ -1,0 +1,19 @@
+"""Options shared by several commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+DATA_ROOT = typer.Option(None, "--data-root", help="Folder the dataset files are relative to (default: $CMM_BT_DATA_ROOT, else datasets/).")
+DATASET = typer.Option(None, "--dataset", "-d", help="Dataset manifest name (datasets/NAME.yaml) or path; overrides the strategy's.")
+OVERRIDES = typer.Option([], "--override", "-o", help="Override a strategy key: -o engine.maker_fee=-0.0001 (repeatable).")
+PLUGINS_DIR = typer.Option(None, "--plugins-dir", help="Also load every *.py file of this folder as a plugin.")
+DISABLE = typer.Option([], "--disable", "-p", help="Block a plugin by name (repeatable); also CMM_BT_DISABLE_PLUGINS.")
+
+
+def session(plugins_dir: Path | None, disable: list[str]):
+    from cmm_bt.api import Session
+
+    return Session.start(plugins_dir=plugins_dir, disabled=tuple(d.removeprefix("no:") for d in disable))

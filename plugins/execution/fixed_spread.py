@@ -1,0 +1,47 @@
+"""Fixed-spread market maker: mid ± a constant half-spread, with linear inventory skew."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import Field
+
+from cmm_bt.components import DecisionState, ExecutionPolicy, Quotes, RunContext
+from cmm_bt_plugins.execution.quoting import QuotingParams, make_quotes, sizing
+
+
+class FixedSpread(ExecutionPolicy):
+    """Quotes ``mid - half_spread - skew*q`` / ``mid + half_spread - skew*q`` (ticks, rounded outward).
+
+    ``q`` is the position in contracts / base units.  A long position lowers both quotes (sell more
+    eagerly, buy less eagerly); a side whose fill would breach the position limit is not quoted.
+    """
+
+    name: ClassVar[str] = "fixed-spread"
+
+    class Config(QuotingParams):
+        half_spread_ticks: float = Field(1.0, gt=0, description="Distance of each quote from the mid, ticks.")
+        skew_ticks_per_unit: float = Field(
+            0.0, ge=0, description="Both quotes move down by this many ticks per unit of long inventory (up when short)."
+        )
+
+    def __init__(self, config: "FixedSpread.Config"):
+        super().__init__(config)
+        self.context: RunContext | None = None
+
+    def fit(self, context: RunContext) -> None:
+        """Nothing to estimate; remembers the engine's order size and position limit."""
+        self.context = context
+
+    def quote(self, state: DecisionState) -> Quotes:
+        c = self.config
+        qty, limit = sizing(c, self.context)
+        centre = state.mid - c.skew_ticks_per_unit * state.position
+        return make_quotes(
+            centre - c.half_spread_ticks,
+            centre + c.half_spread_ticks,
+            state,
+            qty,
+            limit,
+            allow_inside_spread=c.allow_inside_spread,
+        )

@@ -1,0 +1,23 @@
+"""Shared fixtures: the real-data root and an isolated cache."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    """The real market data (``CMM_BT_DATA_ROOT``); the Makefile and CI always set it."""
+    value = os.environ.get("CMM_BT_DATA_ROOT")
+    if not value:
+        pytest.skip("CMM_BT_DATA_ROOT is not set (make test sets it to ../shared/datasets)")
+    return Path(value)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Every test session gets its own cache folder unless a test sets another."""
+    monkeypatch.setenv("CMM_BT_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
