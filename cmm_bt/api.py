@@ -102,6 +102,7 @@ def execute_run(session: Session, run: RunSpec, market: MarketData, *, out_dir: 
             config=run.resolved | {"dataset": run.dataset.name, "engine": engine.model_dump()},
             metrics=metrics,
             output=output,
+            split=run.replay_split,
         )
         result.extra.update(run.extra.get("tables", {}))
         result.metrics.update(hooks.extra_metrics(run=run, result=result))

@@ -60,9 +60,17 @@ class RunResult:
 
 
 def default_run_dir(strategy_name: str, dataset_name: str, root: Path = Path("runs"), *, now: datetime | None = None) -> Path:
-    """``root/<strategy>-<dataset>-<YYYYmmdd-HHMMSS>`` (local time), names made file-system safe."""
+    """``root/<strategy>-<dataset>-<YYYYmmdd-HHMMSS>`` (local time), names made file-system safe.
+
+    A name already taken (two runs within one second) gets a ``-2``, ``-3`` ... suffix.
+    """
     stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
-    return Path(root) / f"{_safe(strategy_name)}-{_safe(dataset_name)}-{stamp}"
+    base = Path(root) / f"{_safe(strategy_name)}-{_safe(dataset_name)}-{stamp}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
 
 
 def _safe(name: str) -> str:

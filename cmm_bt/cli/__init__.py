@@ -53,11 +53,17 @@ def _fail(message: str, code: int) -> None:
     raise SystemExit(code)
 
 
+_commands_added = False
+
+
 def main(argv: list[str] | None = None) -> None:
+    global _commands_added
     args = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in args
-    _add_commands()
-    _add_plugin_commands()
+    if not _commands_added:
+        _add_commands()
+        _add_plugin_commands()
+        _commands_added = True
     try:
         rv = app(args=args, prog_name="cmm-bt", standalone_mode=False)
         raise SystemExit(rv if isinstance(rv, int) else 0)

@@ -36,13 +36,14 @@ from cmm_bt.errors import ConfigError
 ) = range(23)
 N_PARAMS = 23
 
-_GRID = 1024  # width of the price grid (ticks) the kernel keeps around the book; recentred as needed
 
 
 class SyntheticBook(DataSource):
     """Seeded synthetic L2 book with regime-switching volatility (no files needed)."""
 
     name: ClassVar[str] = "synthetic"
+    #: Part of the data-cache key: bump it whenever the simulator's output for a given config changes.
+    version: ClassVar[str] = "1"
 
     class Config(Params):
         seed: int = Field(7, ge=0, lt=2**32, description="Random seed; the same seed gives identical events.")
@@ -180,15 +181,20 @@ def simulate(c: SyntheticBook.Config, start_ns: int, tick_size: float) -> dict:
     rate_guess = 4.0 * (c.limit_rate * c.limit_depth_scale + c.market_rate) * max(c.intensity_low, c.intensity_high)
     capacity = int(min(max(1e5, 1.5 * rate_guess * c.session_seconds * c.sessions), 5e8))
     start_tick = float(c.start_price / tick_size)
+    reg_cap = 1024
+    grid = max(1024, 40 * c.levels + 256)  # price grid (ticks) kept around the book, recentred as needed
     while True:
         res = _simulate(
             np.uint32(c.seed), c.sessions, int(round(c.session_seconds * 1e9)), int(round(c.gap_seconds * 1e9)),
-            start_ns, start_tick, c.levels, params, int(round(c.snapshot_ms * 1e6)), capacity,
+            start_ns, start_tick, c.levels, params, int(round(c.snapshot_ms * 1e6)), capacity, reg_cap, grid,
         )
         n, n_reg = res[0], res[1]
         if n >= 0:
             break
-        capacity *= 2
+        if n == -1:
+            capacity *= 2
+        else:
+            reg_cap *= 4
     _, _, ts, local, ev, side, price, qty, reg_ts, reg_val = res
     events = {
         "exch_ts": ts[:n], "local_ts": local[:n], "ev": ev[:n], "side": side[:n], "price": price[:n], "qty": qty[:n]
@@ -235,16 +241,14 @@ def _publish(n, cap, b_ts, b_loc, b_ev, b_side, b_px, b_qty, ts, loc, base, bq, 
 
 
 @numba.njit(cache=True)
-def _simulate(seed, n_sessions, session_ns, gap_ns, start_ns, start_tick, L, p, snap_ns, cap):
+def _simulate(seed, n_sessions, session_ns, gap_ns, start_ns, start_tick, L, p, snap_ns, cap, reg_cap, W):
     np.random.seed(seed)
-    W = _GRID
     b_ts = np.empty(cap, np.int64)
     b_loc = np.empty(cap, np.int64)
     b_ev = np.empty(cap, np.int8)
     b_side = np.empty(cap, np.int8)
     b_px = np.empty(cap, np.int64)
     b_qty = np.empty(cap, np.float64)
-    reg_cap = 1024
     reg_ts = np.empty(reg_cap, np.int64)
     reg_val = np.empty(reg_cap, np.int8)
     n_reg = 0
@@ -270,6 +274,8 @@ def _simulate(seed, n_sessions, session_ns, gap_ns, start_ns, start_tick, L, p, 
         s0 = start_ns + s_idx * (session_ns + gap_ns)
         if s_idx > 0:
             F += p[P_GAPSIG] * math.sqrt(gap_ns * 1e-9) * np.random.normal()
+        if n_reg >= reg_cap:
+            return -2, n_reg, b_ts, b_loc, b_ev, b_side, b_px, b_qty, reg_ts, reg_val
         if n_reg < reg_cap:
             reg_ts[n_reg] = s0
             reg_val[n_reg] = regime
@@ -344,8 +350,9 @@ def _simulate(seed, n_sessions, session_ns, gap_ns, start_ns, start_tick, L, p, 
             if snap:
                 k_snap = np.int64(t * 1e9) // snap_ns
                 if k_snap > last_snap:
+                    # changes since the last boundary are published at the next boundary after them
+                    sts = s0 + (last_snap + 1) * snap_ns
                     last_snap = k_snap
-                    sts = s0 + k_snap * snap_ns
                     n = _publish(n, cap, b_ts, b_loc, b_ev, b_side, b_px, b_qty, sts, loc, base, bq, aq, pub_b, pub_a)
             # ---- pick the event
             u = np.random.random() * R
@@ -407,6 +414,8 @@ def _simulate(seed, n_sessions, session_ns, gap_ns, start_ns, start_tick, L, p, 
                         n = _emit(n, cap, b_ts, b_loc, b_ev, b_side, b_px, b_qty, ts, loc, BOOK, ASK, base + ba, aq[ba])
             elif k == 4:  # regime switch
                 regime = 1 - regime
+                if n_reg >= reg_cap:
+                    return -2, n_reg, b_ts, b_loc, b_ev, b_side, b_px, b_qty, reg_ts, reg_val
                 if n_reg < reg_cap:
                     reg_ts[n_reg] = ts
                     reg_val[n_reg] = regime

@@ -8,7 +8,7 @@ All quantities are in ticks and seconds:
   λ(δ) = A·exp(−kδ): for every depth δ (ticks from the prevailing mid) the number of market
   orders per second that reached at least δ, fitted log-linearly (A per second, k per tick).
 
-The top of book is rebuilt by replaying BOOK/CLEAR events (:func:`top_of_book_per_event`).
+The top of book comes from :func:`cmm_bt.data.topofbook.top_of_book` (a replay of BOOK/CLEAR events).
 See ``docs/market-makers.md`` for the definitions.
 """
 
@@ -17,15 +17,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 from pydantic import Field
 
 from cmm_bt.components import Params
-from cmm_bt.data.schema import ASK, BID, BOOK, CLEAR, TRADE, MarketData
+from cmm_bt.data.schema import BID, TRADE, MarketData
+from cmm_bt.data.topofbook import NO_PRICE, top_of_book
 from cmm_bt.errors import ConfigError
 
-NO_PRICE: int = np.iinfo(np.int64).min
-"""Sentinel for an empty side of the book in the per-event best bid / ask arrays."""
 
 
 class EstimationParams(Params):
@@ -47,91 +45,13 @@ class EstimationParams(Params):
 
 
 # ------------------------------------------------------------------------------- top of book
-@njit(cache=True)
-def _replay_top_of_book(ev, side, price_idx, qty, n_levels):  # pragma: no cover - compiled
-    """Best bid / ask level index after each event (-1 when that side is empty)."""
-    n = ev.shape[0]
-    bid_q = np.zeros(n_levels)
-    ask_q = np.zeros(n_levels)
-    best_bid = -1
-    best_ask = -1
-    # touched extents since the last CLEAR, so a CLEAR only zeroes what was set
-    bid_lo, bid_hi = n_levels, -1
-    ask_lo, ask_hi = n_levels, -1
-    out_bid = np.empty(n, np.int64)
-    out_ask = np.empty(n, np.int64)
-    for i in range(n):
-        e = ev[i]
-        s = side[i]
-        if e == 0:  # BOOK
-            j = price_idx[i]
-            q = qty[i]
-            if s == 1:
-                bid_q[j] = q
-                if q > 0.0:
-                    if j > best_bid:
-                        best_bid = j
-                    bid_lo = min(bid_lo, j)
-                    bid_hi = max(bid_hi, j)
-                elif j == best_bid:
-                    k = j - 1
-                    while k >= bid_lo and bid_q[k] <= 0.0:
-                        k -= 1
-                    best_bid = k if k >= bid_lo else -1
-            else:
-                ask_q[j] = q
-                if q > 0.0:
-                    if best_ask < 0 or j < best_ask:
-                        best_ask = j
-                    ask_lo = min(ask_lo, j)
-                    ask_hi = max(ask_hi, j)
-                elif j == best_ask:
-                    k = j + 1
-                    while k <= ask_hi and ask_q[k] <= 0.0:
-                        k += 1
-                    best_ask = k if k <= ask_hi else -1
-        elif e == 2:  # CLEAR
-            if s == 1:
-                for k in range(bid_lo, bid_hi + 1):
-                    bid_q[k] = 0.0
-                bid_lo, bid_hi, best_bid = n_levels, -1, -1
-            else:
-                for k in range(ask_lo, ask_hi + 1):
-                    ask_q[k] = 0.0
-                ask_lo, ask_hi, best_ask = n_levels, -1, -1
-        out_bid[i] = best_bid
-        out_ask[i] = best_ask
-    return out_bid, out_ask
-
-
 def top_of_book_per_event(data: MarketData) -> tuple[np.ndarray, np.ndarray]:
-    """Best bid and best ask (ticks, int64) after each event of ``data`` (``NO_PRICE`` when empty).
-
-    Private replay of BOOK/CLEAR events (TRADE events leave the book unchanged): levels are kept in
-    arrays indexed by the distinct BOOK prices, so memory is linear in the number of price levels.
-    """
-    ev_df = data.events
-    n = len(ev_df)
-    if n == 0:
+    """Best bid and best ask (ticks, int64) after each event of ``data`` (``NO_PRICE`` when empty),
+    from the shared replay :func:`cmm_bt.data.topofbook.top_of_book`."""
+    if len(data.events) == 0:
         return np.empty(0, np.int64), np.empty(0, np.int64)
-    ev = ev_df["ev"].to_numpy(np.int8)
-    side = ev_df["side"].to_numpy(np.int8)
-    price = ev_df["price"].to_numpy(np.int64)
-    qty = ev_df["qty"].to_numpy(np.float64)
-    is_book = ev == BOOK
-    levels = np.unique(price[is_book])
-    price_idx = np.zeros(n, np.int64)
-    if levels.size:
-        price_idx[is_book] = np.searchsorted(levels, price[is_book])
-    # normalise side codes for the kernel: BID -> 1, ASK -> -1 (CLEAR uses the same codes)
-    side_k = np.where(side == BID, 1, -1).astype(np.int8)
-    ev_k = np.where(ev == BOOK, 0, np.where(ev == CLEAR, 2, 1)).astype(np.int8)
-    bi, ai = _replay_top_of_book(ev_k, side_k, price_idx, qty, max(int(levels.size), 1))
-    if levels.size == 0:
-        return np.full(n, NO_PRICE, np.int64), np.full(n, NO_PRICE, np.int64)
-    best_bid = np.where(bi >= 0, levels[np.clip(bi, 0, None)], NO_PRICE)
-    best_ask = np.where(ai >= 0, levels[np.clip(ai, 0, None)], NO_PRICE)
-    return best_bid.astype(np.int64), best_ask.astype(np.int64)
+    best_bid, best_ask, _, _ = top_of_book(data.events)
+    return best_bid, best_ask
 
 
 def _mid(best_bid: np.ndarray, best_ask: np.ndarray) -> np.ndarray:

@@ -39,14 +39,14 @@ def sizing(params: QuotingParams, context: RunContext | None) -> tuple[float, fl
 
 def bid_ticks(price: float, state: DecisionState, *, allow_inside_spread: bool = True) -> int:
     """Round a bid down to a tick and clamp it post-only (never at or above the local best ask)."""
-    b = math.floor(price + _EPS)
-    return int(min(b, state.best_ask - 1) if allow_inside_spread else min(b, state.best_bid))
+    b = min(math.floor(price + _EPS), state.best_ask - 1)
+    return int(b if allow_inside_spread else min(b, state.best_bid))
 
 
 def ask_ticks(price: float, state: DecisionState, *, allow_inside_spread: bool = True) -> int:
     """Round an ask up to a tick and clamp it post-only (never at or below the local best bid)."""
-    a = math.ceil(price - _EPS)
-    return int(max(a, state.best_bid + 1) if allow_inside_spread else max(a, state.best_ask))
+    a = max(math.ceil(price - _EPS), state.best_bid + 1)
+    return int(a if allow_inside_spread else max(a, state.best_ask))
 
 
 def make_quotes(

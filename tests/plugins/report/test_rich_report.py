@@ -62,7 +62,7 @@ def test_report_renders_extra_tables(sample_result):
 
 def test_sparkline_shape():
     assert sparkline([0, 1, 2, 3, 4, 5, 6, 7], 8) == SPARK_BLOCKS
-    assert sparkline([0, 7], 1) == "█"  # bucket keeps its last value
+    assert sparkline([0, 7, 3], 2) == "▁█"  # each bucket keeps its last value: 0, 3
     assert len(sparkline(range(1000), 20)) == 20
     assert sparkline([3, 3, 3], 10) == "▁▁▁"
     assert sparkline([], 10) == ""

@@ -1,0 +1,102 @@
+"""Avellaneda–Stoikov (2008) market maker with σ and k estimated from the training split."""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar, Literal
+
+import numpy as np
+from pydantic import Field
+
+from cmm_bt.components import DecisionState, ExecutionPolicy, Quotes, RunContext
+from cmm_bt.errors import ConfigError
+from cmm_bt_plugins.execution.estimation import EstimationParams, estimate
+from cmm_bt_plugins.execution.quoting import QuotingParams, make_quotes, sizing
+
+
+class AvellanedaStoikov(ExecutionPolicy):
+    """Reservation price ``r = s - q γ σ² (T-t)`` and total spread ``γσ²(T-t) + (2/γ) ln(1 + γ/k)``.
+
+    Units: ticks and seconds (σ in ticks/√s, k per tick, γ per tick); ``q`` is the position in
+    order lots (``position / order_qty``).  Quotes are ``r ∓ spread/2``, rounded outward and
+    clamped post-only.
+    """
+
+    name: ClassVar[str] = "avellaneda-stoikov"
+
+    class Config(QuotingParams, EstimationParams):
+        gamma: float = Field(0.1, gt=0, description="Risk aversion γ (per tick per lot).")
+        sigma: float | None = Field(
+            None, gt=0, description="Mid volatility σ, ticks per √second; default: estimated from the training split."
+        )
+        k: float | None = Field(
+            None, gt=0, description="Decay k of the arrival intensity λ(δ)=A·exp(-kδ), per tick; default: estimated."
+        )
+        horizon: Literal["episode", "fixed"] = Field(
+            "episode",
+            description="'episode': T-t = (1 - episode_progress) * episode length; "
+            "'fixed': a rolling horizon, T-t = horizon_s at every step.",
+        )
+        horizon_s: float | None = Field(
+            None,
+            gt=0,
+            description="Seconds: the fixed horizon ('fixed', required) or the episode length ('episode'; default: "
+            "context.extra['episode_length_s'], else the median training-session length).",
+        )
+
+    def __init__(self, config: "AvellanedaStoikov.Config"):
+        super().__init__(config)
+        if config.horizon == "fixed" and config.horizon_s is None:
+            raise ConfigError("horizon 'fixed' needs horizon_s", key="params.horizon_s")
+        self.context: RunContext | None = None
+        self.sigma: float | None = config.sigma
+        self.k: float | None = config.k
+        self.A: float | None = None
+        self.horizon_s: float | None = config.horizon_s
+
+    def fit(self, context: RunContext) -> None:
+        """Estimate σ and k from ``context.train`` where the config leaves them unset."""
+        self.context = context
+        c = self.config
+        sigma, fit = estimate(context.train, c, need_sigma=c.sigma is None, need_intensity=c.k is None)
+        if sigma is not None:
+            self.sigma = sigma
+        if fit is not None:
+            self.k, self.A = fit.k, fit.A
+        if c.horizon == "episode" and c.horizon_s is None:
+            self.horizon_s = _episode_length_s(context)
+
+    @property
+    def fitted(self) -> dict[str, float | None]:
+        """The parameters in use (estimated or given)."""
+        return {"sigma": self.sigma, "k": self.k, "A": self.A, "horizon_s": self.horizon_s}
+
+    def time_left_s(self, state: DecisionState) -> float:
+        if self.horizon_s is None:
+            raise ConfigError("episode length unknown: call fit(context) first or set horizon_s", key="params.horizon_s")
+        if self.config.horizon == "fixed":
+            return self.horizon_s
+        return max(0.0, 1.0 - float(state.episode_progress)) * self.horizon_s
+
+    def quote(self, state: DecisionState) -> Quotes:
+        c = self.config
+        if self.sigma is None or self.k is None:
+            raise ConfigError("sigma and k are unknown: call fit(context) first or set them", key="params")
+        qty, limit = sizing(c, self.context)
+        q = state.position / qty
+        g, var, tau = c.gamma, self.sigma**2, self.time_left_s(state)
+        r = state.mid - q * g * var * tau
+        half = 0.5 * (g * var * tau + (2.0 / g) * math.log1p(g / self.k))
+        return make_quotes(r - half, r + half, state, qty, limit, allow_inside_spread=c.allow_inside_spread)
+
+
+def _episode_length_s(context: RunContext) -> float:
+    """Episode length: ``context.extra['episode_length_s']``, else the median training-session length."""
+    if "episode_length_s" in context.extra:
+        return float(context.extra["episode_length_s"])
+    train = context.train
+    if train is not None and len(train.events):
+        spans = [e - s for s, e in train.sessions if e > s] or [train.end_ns - train.start_ns]
+        if spans and np.median(spans) > 0:
+            return float(np.median(spans)) / 1e9
+    raise ConfigError("cannot tell the episode length: set horizon_s", key="params.horizon_s")

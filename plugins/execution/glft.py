@@ -1,0 +1,107 @@
+"""Guéant–Lehalle–Fernandez-Tapia market maker (asymptotic closed-form approximation).
+
+Formulas (4.6)-(4.7) of Guéant, "Optimal market making" (arXiv:1605.01862), written as in the
+hftbacktest tutorial "GLFT Market Making Model and Grid Trading"::
+
+    c1 = 1/(ξΔ) · ln(1 + ξΔ/k)
+    c2 = sqrt( γ / (2AΔk) · (1 + ξΔ/k)^(k/(ξΔ) + 1) )
+    δ_bid = c1 + Δ/2·σ·c2 + q·σ·c2,    δ_ask = c1 + Δ/2·σ·c2 − q·σ·c2
+"""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+from pydantic import Field
+
+from cmm_bt.components import DecisionState, ExecutionPolicy, Quotes, RunContext
+from cmm_bt.errors import ConfigError
+from cmm_bt_plugins.execution.estimation import EstimationParams, estimate
+from cmm_bt_plugins.execution.quoting import QuotingParams, make_quotes, sizing
+
+
+def glft_coefficients(gamma: float, xi: float, delta: float, A: float, k: float) -> tuple[float, float]:
+    """``(c1, c2)`` of the GLFT approximation (c2 without the σ factor)."""
+    xd = xi * delta
+    c1 = math.log1p(xd / k) / xd
+    c2 = math.sqrt(gamma / (2.0 * A * delta * k) * (1.0 + xd / k) ** (k / xd + 1.0))
+    return c1, c2
+
+
+class GLFT(ExecutionPolicy):
+    """Quotes at ``mid - (half_spread + skew·q)`` and ``mid + (half_spread - skew·q)`` where
+    ``half_spread = c1 + Δ/2·σ·c2`` and ``skew = σ·c2`` (ticks; ``q`` = position in order lots).
+
+    σ (ticks/√s), A (orders/s) and k (per tick) are estimated from the training split unless given.
+    """
+
+    name: ClassVar[str] = "glft"
+
+    class Config(QuotingParams, EstimationParams):
+        gamma: float = Field(0.05, gt=0, description="Risk aversion γ.")
+        xi: float | None = Field(
+            None, gt=0, description="ξ of the objective (ξ=γ: CARA utility; ξ→0: mean-variance); default: γ."
+        )
+        delta: float = Field(1.0, gt=0, description="Δ, the size of one fill in order lots.")
+        sigma: float | None = Field(
+            None, gt=0, description="Mid volatility σ, ticks per √second; default: estimated from the training split."
+        )
+        A: float | None = Field(
+            None, gt=0, description="A of λ(δ)=A·exp(-kδ), market orders per second; default: estimated (with k)."
+        )
+        k: float | None = Field(None, gt=0, description="k of λ(δ)=A·exp(-kδ), per tick; default: estimated (with A).")
+        spread_mult: float = Field(1.0, gt=0, description="Multiplier of the half-spread (hftbacktest's adj1).")
+        skew_mult: float = Field(1.0, ge=0, description="Multiplier of the inventory skew (hftbacktest's adj2).")
+
+    def __init__(self, config: "GLFT.Config"):
+        super().__init__(config)
+        if (config.A is None) != (config.k is None):
+            raise ConfigError("give both A and k, or neither (they are fitted together)", key="params.A")
+        self.context: RunContext | None = None
+        self.sigma, self.A, self.k = config.sigma, config.A, config.k
+        self._coef: tuple[float, float] | None = None
+
+    def fit(self, context: RunContext) -> None:
+        """Estimate σ, A and k from ``context.train`` where the config leaves them unset."""
+        self.context = context
+        c = self.config
+        sigma, fit = estimate(context.train, c, need_sigma=c.sigma is None, need_intensity=c.k is None)
+        if sigma is not None:
+            self.sigma = sigma
+        if fit is not None:
+            self.A, self.k = fit.A, fit.k
+        self._coef = None
+
+    @property
+    def fitted(self) -> dict[str, float | None]:
+        """The parameters in use (estimated or given) and the resulting half-spread and skew."""
+        out = {"sigma": self.sigma, "A": self.A, "k": self.k}
+        if None not in out.values():
+            out["half_spread"], out["skew"] = self.half_spread_and_skew()
+        return out
+
+    def half_spread_and_skew(self) -> tuple[float, float]:
+        c = self.config
+        if self.sigma is None or self.A is None or self.k is None:
+            raise ConfigError("sigma, A and k are unknown: call fit(context) first or set them", key="params")
+        if self._coef is None:
+            self._coef = glft_coefficients(c.gamma, c.xi if c.xi is not None else c.gamma, c.delta, self.A, self.k)
+        c1, c2 = self._coef
+        half = (c1 + 0.5 * c.delta * self.sigma * c2) * c.spread_mult
+        skew = self.sigma * c2 * c.skew_mult
+        return half, skew
+
+    def quote(self, state: DecisionState) -> Quotes:
+        c = self.config
+        half, skew = self.half_spread_and_skew()
+        qty, limit = sizing(c, self.context)
+        q = state.position / qty
+        return make_quotes(
+            state.mid - (half + skew * q),
+            state.mid + (half - skew * q),
+            state,
+            qty,
+            limit,
+            allow_inside_spread=c.allow_inside_spread,
+        )

