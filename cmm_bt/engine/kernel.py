@@ -247,10 +247,13 @@ def advance(ev_ts, ev_kind, ev_side, ev_px, ev_qty, book, bests, st, acct, prm, 
     """
     ne = ev_ts.shape[0]
     cap = f_i.shape[0]
+    i = st[S_EV]
+    n_done = 0
+    code = OK
     while True:
         if st[S_NFILL] + st[S_NSLOT] + MAX_WALK + 2 >= cap:
-            return NEED_FILL_SPACE
-        i = st[S_EV]
+            code = NEED_FILL_SPACE
+            break
         h = st[S_RQH]
         te = ev_ts[i] if i < ne else _MAX_TS
         tr = rq[h, 0] if h < st[S_RQT] else _MAX_TS
@@ -261,11 +264,12 @@ def advance(ev_ts, ev_kind, ev_side, ev_px, ev_qty, book, bests, st, acct, prm, 
             if k == BOOK:
                 _on_book(st, acct, prm, iprm, book, bests, o_i, o_f, f_i, f_f, ev_side[i], ev_px[i], ev_qty[i], te)
             elif k == TRADE:
-                _on_trade(st, acct, prm, iprm, bests, o_i, o_f, f_i, f_f, ev_side[i], ev_px[i], ev_qty[i], te)
+                if st[S_NSLOT] > 0:
+                    _on_trade(st, acct, prm, iprm, bests, o_i, o_f, f_i, f_f, ev_side[i], ev_px[i], ev_qty[i], te)
             elif k == CLEAR:
                 book_clear(book, bests, 0 if ev_side[i] == BID else 1)
-            st[S_EV] = i + 1
-            st[S_EVENTS] += 1
+            i += 1
+            n_done += 1
         else:
             if tr > until:
                 break
@@ -279,6 +283,10 @@ def advance(ev_ts, ev_kind, ev_side, ev_px, ev_qty, book, bests, st, acct, prm, 
                     o_i[s, OI_DONE_TS] = tr
                     st[S_CXL] += 1
             st[S_RQH] = h + 1
+    st[S_EV] = i
+    st[S_EVENTS] += n_done
+    if code != OK:
+        return code
     if st[S_RQH] == st[S_RQT]:
         st[S_RQH] = 0
         st[S_RQT] = 0
@@ -311,12 +319,11 @@ def _push_request(st, rq, ts, kind, slot, oid):
 
 @njit(cache=True)
 def _alloc_slot(st, o_i):
+    """Lowest free slot (keeps the scanned part of the table, ``st[S_NSLOT]``, small)."""
     c = o_i.shape[0]
-    for k in range(c):
-        s = (st[S_RR] + k) % c
+    for s in range(c):
         stt = o_i[s, OI_STATUS]
         if (stt == FREE or stt == DONE) and s != st[S_CUR_B] and s != st[S_CUR_A]:
-            st[S_RR] = s + 1
             if s + 1 > st[S_NSLOT]:
                 st[S_NSLOT] = s + 1
             return s

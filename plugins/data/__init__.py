@@ -1,4 +1,4 @@
-"""Built-in data plugins: ``binance``, ``cme``, ``china-datayes``, ``lobster``, ``generic``.
+"""Built-in data plugins: ``binance``, ``cme``, ``china-datayes``, ``lobster``, ``generic``, ``synthetic``.
 
 Registration only; each loader module is imported when the hook runs (cheap: numpy/pandas only).
 """
@@ -15,9 +15,11 @@ def cmm_bt_register_data_sources(register):
     from cmm_bt_plugins.data.cme import CmeParquet
     from cmm_bt_plugins.data.generic import GenericSnapshots
     from cmm_bt_plugins.data.lobster import LobsterCsv
+    from cmm_bt_plugins.data.synthetic import SyntheticBook
 
     register(BinanceCapture)
     register(CmeParquet)
     register(ChinaDataYes, aliases=("china",))
     register(LobsterCsv)
     register(GenericSnapshots)
+    register(SyntheticBook)

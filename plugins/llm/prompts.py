@@ -17,12 +17,12 @@ field       meaning
 ``cum_dmid`` mid change over the whole window, ticks (same on every line)
 =========== =======================================================================
 
-The default renders ~100 SmolLM2 tokens for 8 steps, e.g.::
+The default renders ~90 SmolLM2 tokens (5 steps; digits are single tokens), e.g.::
 
-    Order book, oldest first: spread imbalance midmove volume
-    1 +0.32 +0.0 1.4
+    Book, oldest first: spread imbalance midmove volume
+    1 +0.3 +0.0 1.4
     ...
-    vol 0.35 trend +1.5. Next mid move:
+    vol 0.4 trend +1.5. Next:
 """
 
 from __future__ import annotations
@@ -38,10 +38,10 @@ PROMPT_FIELDS: tuple[str, ...] = ("spread", "imb", "depth", "dmid", "flow", "vol
 class PromptTemplate(Params):
     """How a window is written as text (see :mod:`cmm_bt_plugins.llm.prompts`)."""
 
-    header: str = Field("Order book, oldest first: spread imbalance midmove volume\n", description="Text before the step lines.")
-    line: str = Field("{spread:.0f} {imb:+.2f} {dmid:+.1f} {volume:.1f}\n", description="Format string of one step line; fields: " + ", ".join(PROMPT_FIELDS) + ".")
-    footer: str = Field("vol {rvol:.2f} trend {cum_dmid:+.1f}. Next mid move:", description="Format string after the lines, filled with the last step's fields.")
-    steps: int = Field(8, ge=1, le=256, description="How many of the window's most recent steps get a line (capped at the window W).")
+    header: str = Field("Book, oldest first: spread imbalance midmove volume\n", description="Text before the step lines.")
+    line: str = Field("{spread:.0f} {imb:+.1f} {dmid:+.1f} {volume:.1f}\n", description="Format string of one step line; fields: " + ", ".join(PROMPT_FIELDS) + ".")
+    footer: str = Field("vol {rvol:.1f} trend {cum_dmid:+.1f}. Next:", description="Format string after the lines, filled with the last step's fields.")
+    steps: int = Field(5, ge=1, le=256, description="How many of the window's most recent steps get a line (capped at the window W).")
 
 
 def step_fields(X: np.ndarray, feature_names: list[str], levels: int) -> dict[str, np.ndarray]:

@@ -60,11 +60,15 @@ def smollm2_gguf_path() -> Path:
 
 
 def default_model_cache_dir() -> Path:
-    """``$CMM_BT_MODEL_CACHE``, else ``$CMM_BT_CACHE_DIR/models``, else ``.cache/cmm-bt/models`` under the cwd."""
+    """``$CMM_BT_MODEL_CACHE``, else ``$XDG_CACHE_HOME/cmm-bt/models``, else ``~/.cache/cmm-bt/models``.
+
+    Converted models depend only on the weights, so they live in a per-user cache shared by all
+    runs (unlike ``run.cache_dir``, which tests isolate per session).
+    """
     if os.environ.get("CMM_BT_MODEL_CACHE"):
-        return Path(os.environ["CMM_BT_MODEL_CACHE"]).resolve()
-    base = os.environ.get("CMM_BT_CACHE_DIR") or Path.cwd() / ".cache" / "cmm-bt"
-    return (Path(base) / "models").resolve()
+        return Path(os.environ["CMM_BT_MODEL_CACHE"]).expanduser().resolve()
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return (base / "cmm-bt" / "models").expanduser().resolve()
 
 
 def _file_fingerprint(path: Path) -> str:
@@ -123,7 +127,7 @@ class HFCausalLMTeacher(Teacher):
             "(k = ceil(N / replay_max_samples)) and each prediction is held until the next one.",
         )
         chunk_size: int = Field(256, ge=1, description="Samples per cache chunk (the unit of resumption after an interruption).")
-        model_cache_dir: str | None = Field(None, description="Where converted (safetensors) models are kept; default $CMM_BT_MODEL_CACHE or .cache/cmm-bt/models.")
+        model_cache_dir: str | None = Field(None, description="Where converted (safetensors) models are kept; default $CMM_BT_MODEL_CACHE, else ~/.cache/cmm-bt/models.")
         threads: int | None = Field(None, ge=1, description="torch CPU threads (null: torch's default).")
         latency_samples: int = Field(16, ge=1, description="Prompts timed at batch 1 for the decision latency (after 2 warm-up calls).")
         heads: HeadsConfig = Field(default_factory=HeadsConfig, description="Per-task heads fitted on the teacher features.")

@@ -1,0 +1,3 @@
+from cmm_bt.cli import main
+
+main()
