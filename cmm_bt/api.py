@@ -10,7 +10,7 @@ from typing import Iterable
 from rich.console import Console
 
 from cmm_bt.components import RunContext
-from cmm_bt.config.loader import load_strategy
+from cmm_bt.config.loader import load_strategy, load_strategy_dict, parse_strategy
 from cmm_bt.data.loading import default_cache_dir, load_market
 from cmm_bt.data.manifest import compute_splits, load_manifest, resolve_data_root
 from cmm_bt.data.schema import MarketData
@@ -51,8 +51,10 @@ def prepare_run(
     if dataset is not None:
         overrides.append(f"dataset={dataset}")
     strategy_path = Path(strategy_path)
-    strategy, resolved = load_strategy(strategy_path, overrides, session.registry)
-    manifest = load_manifest(strategy.dataset, strategy_dir=strategy_path.resolve().parent)
+    dataset_name = parse_strategy(load_strategy_dict(strategy_path, overrides), file=strategy_path).dataset
+    manifest = load_manifest(dataset_name, strategy_dir=strategy_path.resolve().parent)
+    defaults = {"engine": dict(manifest.engine_defaults)} if manifest.engine_defaults else None
+    strategy, resolved = load_strategy(strategy_path, overrides, session.registry, defaults=defaults)
     cache = cache_dir or default_cache_dir()
     market = load_market(manifest, resolve_data_root(data_root), session.registry, cache)
     splits = compute_splits(manifest, market.start_ns, market.end_ns)

@@ -50,6 +50,11 @@ class DatasetManifest(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict, description="Options of the data plugin.")
     instrument: InstrumentSpec | None = None
     split: SplitSpec | None = None
+    engine_defaults: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Engine settings that suit this market (e.g. order_qty, position_limit in its units); "
+        "a strategy file or -o override that sets the same key wins.",
+    )
     path: Path | None = Field(default=None, exclude=True, description="Where the manifest was read from.")
 
 

@@ -21,10 +21,10 @@ MAX_TICKS = 50_000_000
 
 
 @njit(cache=True)
-def scan_down(row, start):
-    """Highest index ``<= start`` with positive quantity, or -1."""
+def scan_down(row, start, lo):
+    """Highest index in ``[lo, start]`` with positive quantity, or -1."""
     j = start
-    while j >= 0:
+    while j >= lo:
         if row[j] > 0.0:
             return j
         j -= 1
@@ -32,16 +32,19 @@ def scan_down(row, start):
 
 
 @njit(cache=True)
-def scan_up(row, start, n):
-    """Lowest index ``>= start`` with positive quantity, or ``n``."""
-    j = start
-    if j < 0:
-        j = 0
-    while j < n:
+def scan_up(row, start, hi, n):
+    """Lowest index in ``[start, hi]`` with positive quantity, or ``n``."""
+    j = max(start, 0)
+    while j <= hi:
         if row[j] > 0.0:
             return j
         j += 1
     return n
+
+
+def new_bests(n: int) -> np.ndarray:
+    """Empty-book ``bests``: best bid, best ask, then the lowest / highest index ever set per side."""
+    return np.array([-1, n, n, -1, n, -1], dtype=np.int64)
 
 
 @njit(cache=True)
@@ -50,6 +53,12 @@ def book_set(book, bests, row, p, q):
     n = book.shape[1]
     prev = book[row, p]
     book[row, p] = q
+    if q > 0.0:
+        w = 2 + 2 * row
+        if p < bests[w]:
+            bests[w] = p
+        if p > bests[w + 1]:
+            bests[w + 1] = p
     if row == 0:
         if q > 0.0:
             if p > bests[0]:
@@ -57,9 +66,9 @@ def book_set(book, bests, row, p, q):
             if bests[1] <= p:  # crossed: the asks at or below the new bid are gone
                 for j in range(bests[1], p + 1):
                     book[1, j] = 0.0
-                bests[1] = scan_up(book[1], p + 1, n)
+                bests[1] = scan_up(book[1], p + 1, bests[5], n)
         elif p == bests[0]:
-            bests[0] = scan_down(book[0], p - 1)
+            bests[0] = scan_down(book[0], p - 1, bests[2])
     else:
         if q > 0.0:
             if p < bests[1]:
@@ -67,20 +76,25 @@ def book_set(book, bests, row, p, q):
             if bests[0] >= p:
                 for j in range(p, bests[0] + 1):
                     book[0, j] = 0.0
-                bests[0] = scan_down(book[0], p - 1)
+                bests[0] = scan_down(book[0], p - 1, bests[2])
         elif p == bests[1]:
-            bests[1] = scan_up(book[1], p + 1, n)
+            bests[1] = scan_up(book[1], p + 1, bests[5], n)
     return prev
 
 
 @njit(cache=True)
 def book_clear(book, bests, row):
-    """Drop one side of the book."""
-    book[row, :] = 0.0
+    """Drop one side of the book (only the span ever written is touched)."""
+    n = book.shape[1]
+    w = 2 + 2 * row
+    for j in range(bests[w], bests[w + 1] + 1):
+        book[row, j] = 0.0
+    bests[w] = n
+    bests[w + 1] = -1
     if row == 0:
         bests[0] = -1
     else:
-        bests[1] = book.shape[1]
+        bests[1] = n
 
 
 @njit(cache=True)
@@ -93,15 +107,15 @@ def apply_market_event(book, bests, kind, side, p, q):
 
 
 @njit(cache=True)
-def local_top_of_book(lts, kind, side, px, qty, n, queries):
+def local_top_of_book(lts, kind, side, px, qty, book, bests, queries):
     """Top of the book as seen locally at each query time (ascending).
 
     The event arrays are in local-time order (``lts`` ascending); at query ``t`` all events with
     ``lts <= t`` are in.  Returns best bid / ask indices (the last valid value is kept
     while a side is empty, -1 / ``n`` before it was ever seen), their quantities and a two-sided flag.
+    ``book`` / ``bests`` are empty work arrays (``np.zeros((2, n))``, :func:`new_bests`).
     """
-    book = np.zeros((2, n))
-    bests = np.array([-1, n], dtype=np.int64)
+    n = book.shape[1]
     m = queries.shape[0]
     bb = np.empty(m, dtype=np.int64)
     ba = np.empty(m, dtype=np.int64)
@@ -131,11 +145,10 @@ def local_top_of_book(lts, kind, side, px, qty, n, queries):
 
 
 @njit(cache=True)
-def first_two_sided(lts, kind, side, px, qty, n, starts, ends):
+def first_two_sided(lts, kind, side, px, qty, book, bests, starts, ends):
     """For each window ``[starts[j], ends[j])`` (ascending), the first local time ``>= starts[j]`` at which
     the local book is two-sided, or -1 when it never is inside the window."""
-    book = np.zeros((2, n))
-    bests = np.array([-1, n], dtype=np.int64)
+    n = book.shape[1]
     m = starts.shape[0]
     out = np.full(m, -1, dtype=np.int64)
     k = 0

@@ -21,7 +21,7 @@ import numpy as np
 from numba import njit
 
 from cmm_bt.data.schema import BID, BOOK, CLEAR, TRADE
-from cmm_bt.engine.book import book_clear, book_set, scan_up
+from cmm_bt.engine.book import book_clear, book_set, new_bests, scan_down, scan_up
 
 # st
 S_EV, S_RQH, S_RQT, S_NFILL, S_NSLOT, S_NEXT_ID, S_SUB, S_CXL, S_REJ, S_FILLED, S_EVENTS = range(11)
@@ -218,16 +218,14 @@ def _on_new(st, acct, prm, iprm, book, bests, o_i, o_f, f_i, f_f, s, ts):
             while o_i[s, OI_STATUS] == LIVE and j < n and j <= px and walked < MAX_WALK:
                 fq = min(o_f[s, OF_LEAVES], book[1, j])
                 _fill_order(st, acct, prm, iprm, bests, o_i, o_f, f_i, f_f, s, fq, j, False, ts)
-                j = scan_up(book[1], j + 1, n)
+                j = scan_up(book[1], j + 1, bests[5], n)
                 walked += 1
         else:
             j = bests[0]
             while o_i[s, OI_STATUS] == LIVE and j >= 0 and j >= px and walked < MAX_WALK:
                 fq = min(o_f[s, OF_LEAVES], book[0, j])
                 _fill_order(st, acct, prm, iprm, bests, o_i, o_f, f_i, f_f, s, fq, j, False, ts)
-                j -= 1
-                while j >= 0 and book[0, j] <= 0.0:
-                    j -= 1
+                j = scan_down(book[0], j - 1, bests[2])
                 walked += 1
         o_f[s, OF_FRONT] = 0.0  # any remainder rests ahead of the (stale) level at its price
         o_f[s, OF_CUM] = 0.0
@@ -436,7 +434,7 @@ class Exchange:
 
         self.ev = (ev_ts, ev_kind, ev_side, ev_px, ev_qty)
         self.book = np.zeros((2, n))
-        self.bests = np.array([-1, n], dtype=np.int64)
+        self.bests = new_bests(n)
         self.st = np.zeros(N_ST, dtype=np.int64)
         self.st[S_NEXT_ID] = 1
         self.st[[S_CUR_B, S_CURID_B, S_CUR_A, S_CURID_A]] = -1

@@ -17,10 +17,10 @@ import pandas as pd
 from cmm_bt.components import DecisionState, ExecutionPolicy, Quotes
 from cmm_bt.data.schema import CLEAR, MarketData
 from cmm_bt.engine import kernel as K
-from cmm_bt.engine.book import first_two_sided, local_top_of_book, price_grid
+from cmm_bt.engine.book import first_two_sided, local_top_of_book, new_bests, price_grid
 from cmm_bt.engine.config import EngineConfig
 from cmm_bt.engine.output import FILL_COLUMNS, STEP_COLUMNS, BacktestOutput
-from cmm_bt.errors import ConfigError, DataError
+from cmm_bt.errors import DataError
 
 EPISODE_COLUMNS = [
     "episode", "start_ns", "end_ns", "pnl", "fees", "fills", "volume", "mean_abs_position", "max_abs_position",
@@ -91,7 +91,8 @@ def _grid(prep: _Prepared, episodes: list[tuple[int, int]], dt: int):
         return np.empty(0, np.int64), np.empty(0, np.int32), []
     starts = np.array([s for s, _ in episodes], dtype=np.int64)
     ends = np.array([e for _, e in episodes], dtype=np.int64)
-    first = first_two_sided(prep.l_ts, prep.l_kind, prep.l_side, prep.l_px, prep.l_qty, prep.n, starts, ends)
+    first = first_two_sided(prep.l_ts, prep.l_kind, prep.l_side, prep.l_px, prep.l_qty, np.zeros((2, prep.n)),
+                            new_bests(prep.n), starts, ends)
     times, ids, kept = [], [], []
     k = 0
     for (s, e), f in zip(episodes, first):
@@ -171,7 +172,7 @@ def run_backtest(
             raise DataError(f"signals must be numeric ({exc})", key="signals") from None
 
     l_bb, l_ba, l_bq, l_aq, _two = local_top_of_book(
-        prep.l_ts, prep.l_kind, prep.l_side, prep.l_px, prep.l_qty, prep.n, times
+        prep.l_ts, prep.l_kind, prep.l_side, prep.l_px, prep.l_qty, np.zeros((2, prep.n)), new_bests(prep.n), times
     )
     off = prep.offset
     tv = market.instrument.tick_value
@@ -276,4 +277,4 @@ def run_backtest(
     return BacktestOutput(market.instrument, steps, fills, episodes, counters, time.perf_counter() - wall0)
 
 
-__all__ = ["EngineConfig", "ConfigError", "decision_grid", "run_backtest"]
+__all__ = ["EPISODE_COLUMNS", "EngineConfig", "decision_grid", "run_backtest"]

@@ -47,7 +47,9 @@ class BacktestOutput:
     :ivar episodes: per episode: ``episode, start_ns, end_ns, pnl, fees, fills, volume,
         mean_abs_position, max_abs_position``.
     :ivar counters: order-flow counts: ``orders_submitted, orders_cancelled, orders_rejected,
-        orders_filled`` and ``events`` (market events replayed).
+        orders_filled`` and ``events`` (market events replayed); the engine adds
+        ``orders_rejected_post_only, orders_rejected_position_limit, orders_rejected_price_range,
+        taker_orders`` (crossing orders and end-of-episode flattens) and ``steps``.
     :ivar wall_s: wall time of the replay (not data loading), seconds.
     """
 

@@ -41,6 +41,7 @@ class StudentParams(Student.Config):
     min_samples: int = Field(default=64, ge=8, description="A student with fewer training samples than this is an error.")
     fitnets_layer: int | None = Field(default=None, description="kd-fitnets: the teacher layer whose features the student matches (default: the middle probed layer).")
     cache: bool = Field(default=True, description="Cache trained students on disk under a key hashing config and inputs.")
+    max_train_rows: int | None = Field(default=50_000, ge=100, description="At most this many rows per split (train, validation) are used to train students (evenly thinned; rows with teacher features always kept); null = all.")
     latency_steps: int = Field(default=2000, ge=10, description="Decisions timed (batch 1, CPU) for the CMM per-decision latency metric.")
 
     @field_validator("families")

@@ -337,13 +337,13 @@ class BinanceCapture(DataSource):
         side_all = np.array(acc.l_side, np.int8)
         px_all = _floats(acc.l_px, "price", paths[0])
         qty_all = _floats(acc.l_qty, "qty", paths[0])
-        px = px_all[lev_idx]
-        bad = ~(px > 0) | ~(qty_all[lev_idx] >= 0)
+        bad = ~(px_all > 0) | ~(qty_all >= 0)  # every level, dropped ones included
         if bad.any():
             j = int(np.flatnonzero(bad)[0])
-            it = items[rep[j]]
-            what = "price" if not px[j] > 0 else "qty"
+            it = int(np.searchsorted(offs, j, side="right") - 1)
+            what = "price" if not px_all[j] > 0 else "qty"
             raise DataError(f"non-positive {what} at line {line[it]}", file=paths[fidx[it]], key=what)
+        px = px_all[lev_idx]
 
         # CLEAR rows for snapshots: two per snapshot item, placed before its levels
         snap_pos = np.flatnonzero(s_items)

@@ -8,7 +8,7 @@ from cmm_bt_plugins.cmm.ofdd import OFDDTrainer, StudentSet, TeacherData, plan_s
 from cmm_bt_plugins.cmm.probe import FluorescentProbe, assign_regimes
 from cmm_bt_plugins.cmm.students import GRUStudent, MLPStudent, TCNStudent
 
-from conftest import MID_LAYER, SPREAD_LAYER
+from cmm_synthetic import MID_LAYER, SPREAD_LAYER
 
 FAST = dict(max_epochs=20, patience=5, batch_size=128, pca_dim=4, common_dim=4, embed_dim=16, lr=5e-3)
 

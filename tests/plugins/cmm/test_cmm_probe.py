@@ -20,7 +20,7 @@ from cmm_bt_plugins.cmm.probe import (
     specialisation_index,
 )
 
-from conftest import MID_LAYER, N_LAYERS, SPREAD_LAYER, fake_hidden
+from cmm_synthetic import MID_LAYER, N_LAYERS, SPREAD_LAYER, fake_hidden
 
 
 def _run(synthetic, **params):

@@ -1,0 +1,90 @@
+"""CMM decision latency versus the LLM teacher's, batch 1, CPU, in one process.
+
+CMM decision = every student forward (default family set: 3 layer + 3 task + 2 data students)
+plus the Hájek-MoE over each task's experts, timed per decision over ``--steps`` decisions
+(p50 / p99).  Teacher decision = tokenise + forward + pooling of one prompt by the
+``hf-causal-lm`` plugin (SmolLM2-135M by default), over ``--teacher-steps`` prompts.  Latency does
+not depend on the weights, so the students here are freshly initialised (same architectures and
+sizes as in training).
+
+Usage::
+
+    .venv/bin/python benchmarks/cmm_latency.py [--student mlp|gru|tcn] [--steps 2000] [--no-teacher]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import numpy as np
+
+
+def build_students(student_name: str, window: int, n_features: int, seed: int = 0):
+    import torch
+
+    from cmm_bt_plugins.cmm.ofdd import StudentSet, StudentSpec, TrainedStudent
+    from cmm_bt_plugins.cmm.students import STUDENT_CLASSES
+
+    cls = {c.name: c for c in STUDENT_CLASSES}[student_name]
+    student = cls(cls.Config())
+    c = student.config
+    specs = [StudentSpec(f"layer:{i}", "layer", (0, 1, 2), (i,)) for i in range(3)]
+    specs += [StudentSpec(f"task:{t}", "task", (t,), (t,)) for t in range(3)]
+    specs += [StudentSpec(f"data:{r}", "data", (0, 1, 2), (r,), r) for r in range(2)]
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    out = []
+    for s in specs:
+        net = student.build(window, n_features, len(s.tasks), c.pca_dim).eval()
+        out.append(TrainedStudent(s, net, int(sum(p.numel() for p in net.parameters())), rng.normal(size=(c.pca_dim, c.common_dim)) / 4, np.zeros(c.common_dim)))
+    return StudentSet(out, np.zeros(n_features, np.float32), np.ones(n_features, np.float32), np.zeros(3), np.ones(3), ["mid", "spread", "volume"], c.common_dim), c.threads
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--student", default="mlp", choices=["mlp", "gru", "tcn"])
+    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--teacher-steps", type=int, default=20)
+    ap.add_argument("--window", type=int, default=32)
+    ap.add_argument("--levels", type=int, default=5)
+    ap.add_argument("--no-teacher", action="store_true")
+    ap.add_argument("--model", default=None, help="teacher model (hf-causal-lm `model` param); default: the plugin's")
+    args = ap.parse_args(argv)
+
+    from cmm_bt_plugins.cmm.moe import HajekMoE
+    from cmm_bt_plugins.cmm.pipeline import decision_latency
+
+    n_features = 4 * args.levels + 5
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(256, args.window, n_features)).astype(np.float32)
+    students, threads = build_students(args.student, args.window, n_features)
+    moe = HajekMoE(HajekMoE.Config())
+    cmm = decision_latency(students, moe, X, args.steps, threads)
+    result = {"student": args.student, "students": len(students.students), "student_params": students.n_params, "cmm_us": cmm}
+    print(f"CMM ({len(students.students)} x {args.student}, {students.n_params} params) + Hajek-MoE: p50 {cmm['p50']:.0f} us, p99 {cmm['p99']:.0f} us over {int(cmm['samples'])} decisions")
+
+    if not args.no_teacher:
+        try:
+            from cmm_bt_plugins.features.market import feature_names
+            from cmm_bt_plugins.llm.prompts import render_prompts
+            from cmm_bt_plugins.llm.teacher import HFCausalLMTeacher
+
+            params = {"model": args.model} if args.model else {}
+            teacher = HFCausalLMTeacher(HFCausalLMTeacher.Config(**params))
+            prompts = render_prompts(teacher.config.prompt, X[: args.teacher_steps], feature_names(args.levels), args.levels)
+            t = teacher.decision_latency_us(prompts)
+            result["teacher_us"] = {k: v for k, v in t.items() if k != "samples"}
+            ratio = t["p50"] / cmm["p50"]
+            result["ratio_p50"] = ratio
+            print(f"teacher ({teacher.n_params() / 1e6:.1f}M params): p50 {t['p50']:.0f} us, p99 {t['p99']:.0f} us over {len(prompts)} decisions")
+            print(f"teacher / CMM latency ratio (p50): {ratio:.1f}x")
+        except Exception as err:  # report and keep the CMM number
+            print(f"teacher not timed: {type(err).__name__}: {err}", file=sys.stderr)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
