@@ -177,12 +177,17 @@ class GateMoE(Mixer):
         Xf = torch.from_numpy((feats - mu) / sd)
         Pt, Yt = torch.from_numpy(P / ysd), torch.from_numpy(Y / ysd)
         opt = torch.optim.Adam([A, b], lr=c.lr)
-        for _ in range(c.steps):
-            opt.zero_grad()
-            w = torch.softmax(Xf @ A + b, dim=1)
-            loss = ((w * Pt).sum(1) - Yt).pow(2).mean() + c.l2 * A.pow(2).sum()
-            loss.backward()
-            opt.step()
+        prev = torch.get_num_threads()
+        torch.set_num_threads(1)  # tiny problem: threads only add contention (and non-determinism)
+        try:
+            for _ in range(c.steps):
+                opt.zero_grad()
+                w = torch.softmax(Xf @ A + b, dim=1)
+                loss = ((w * Pt).sum(1) - Yt).pow(2).mean() + c.l2 * A.pow(2).sum()
+                loss.backward()
+                opt.step()
+        finally:
+            torch.set_num_threads(prev)
         self.state[task] = (A.detach().numpy(), b.detach().numpy(), mu, sd)
 
     def weights(self, task: int, preds: np.ndarray, emb: np.ndarray) -> np.ndarray:

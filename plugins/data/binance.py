@@ -321,12 +321,13 @@ class BinanceCapture(DataSource):
         meta["depth_sequence"] = "pu" if market_has_pu else "U/u"
 
         # exchange times: fill unknown (spot snapshot) from the neighbours, then non-decreasing
-        ex = exch[items].astype(np.float64)
-        ex[ex < 0] = np.nan
-        ex = pd.Series(ex).ffill().bfill().to_numpy()
-        if np.isnan(ex).any():
-            ex = local[items].astype(np.float64)
-        ex = np.maximum.accumulate(ex.astype(np.int64))
+        ex = exch[items].copy()
+        known = ex >= 0
+        if not known.any():
+            ex = local[items].copy()
+        else:
+            ex[~known] = ex[known][0]  # leading unknowns take the first known time ...
+            ex = np.maximum.accumulate(ex)  # ... others the time before them; then non-decreasing
 
         # levels: expand items to their levels
         offs = np.r_[0, np.cumsum(nlev)]

@@ -40,7 +40,7 @@ class RichReport(Reporter):
     name: ClassVar[str] = "rich"
 
     class Config(Params):
-        max_episode_rows: int = Field(50, ge=0, description="Most episodes listed in the per-episode table (the rest are summarised in one line).")
+        max_episode_rows: int = Field(12, ge=0, description="Most episodes listed in the per-episode table (the rest are summarised in one line).")
         max_extra_rows: int = Field(30, ge=0, description="Most rows shown of each extra table (e.g. prediction quality).")
         sparkline: bool = Field(True, description="Show the equity sparkline.")
 
@@ -101,10 +101,10 @@ class RichReport(Reporter):
         eps = episode_table(result.output)
         t = Table(title="Episodes", title_justify="left")
         for col, just in (
-            ("Episode", "right"), ("Start (UTC)", "left"), ("Duration", "right"), ("PnL", "right"),
-            ("Fills", "right"), ("Mean |pos|", "right"), ("Max |pos|", "right"), ("Fees", "right"),
+            ("#", "right"), ("Start (UTC)", "left"), ("Length", "right"), (f"PnL {cur}", "right"),
+            ("Fills", "right"), ("avg |q|", "right"), ("max |q|", "right"), (f"Fees {cur}", "right"),
         ):
-            t.add_column(col, justify=just)  # type: ignore[arg-type]
+            t.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
         n = self.config.max_episode_rows
         for r in eps.head(n).itertuples(index=False):
             d = r._asdict()
@@ -112,18 +112,18 @@ class RichReport(Reporter):
             pnl = d.get("pnl", math.nan)
             t.add_row(
                 str(d.get("episode", "")),
-                _utc(int(start)) if start is not None and not is_missing(float(start)) else "—",
+                _utc(int(start))[5:16] if start is not None and not is_missing(float(start)) else "—",
                 _duration(float(end - start)) if start is not None and end is not None else "—",
-                signed_text(fmt_money(pnl, cur), pnl),
+                signed_text(f"{pnl:,.2f}", pnl),
                 fmt_value(d.get("fills"), "int"),
-                fmt_value(d.get("mean_abs_position"), "float"),
-                fmt_value(d.get("max_abs_position"), "float"),
-                fmt_money(d.get("fees"), cur),
+                f"{d.get('mean_abs_position', math.nan):.3g}",
+                f"{d.get('max_abs_position', math.nan):.3g}",
+                f"{d.get('fees', math.nan):,.2f}",
             )
         if len(eps) > n:
             rest = eps.iloc[n:]
             pnl = float(rest["pnl"].sum()) if "pnl" in rest else math.nan
-            t.add_row(f"+{len(rest)} more", "", "", signed_text(fmt_money(pnl, cur), pnl), "", "", "", "")
+            t.add_row(f"+{len(rest)}", "more", "", signed_text(f"{pnl:,.2f}", pnl), "", "", "", "")
         return t
 
     def _extra(self, name: str, df: pd.DataFrame) -> Table:

@@ -68,7 +68,7 @@ def test_mean_best_single_and_gate():
     best = BestSingleMoE(BestSingleMoE.Config())
     best.fit_task(0, preds, emb, y)
     assert np.allclose(best.combine(0, preds, emb)[0], preds[:, 0])
-    gate = GateMoE(GateMoE.Config(steps=200))
+    gate = GateMoE(GateMoE.Config(steps=80, lr=0.1))
     gate.fit_task(0, preds, emb, y)
     yg, w = gate.combine(0, preds, emb)
     assert w[:, 0].mean() > 0.8

@@ -133,3 +133,29 @@ def test_bad_lines_name_file_and_line(usdm_lines, tmp_path):
     lines[k] = lines[k].replace(b'"b":[["', b'"b":[["0', 1).replace(b'"b":[["0', b'"b":[["-', 1)
     with pytest.raises(DataError, match=rf"w\.gz: price: non-positive price at line {k + 1}"):
         _load([_write(tmp_path / "w.gz", lines)])
+
+
+@pytest.mark.parametrize("market,tick,n", [("usdm", 0.1, 4000), ("spot", 0.01, 4000)])
+def test_book_matches_bookticker_at_equal_update_ids(data_root, tmp_path, market, tick, n):
+    """Differential check: where a bookTicker's update id ends a depth diff, best levels agree."""
+    lines = _head(data_root / f"binance/{market}/btcusdt_20240808.gz", n)
+    md = _load([_write(tmp_path / "x.gz", lines)])
+    ev = md.events
+    bb, ba, _, _ = top_of_book(ev)
+    ts = ev["exch_ts"].to_numpy()
+    depth, ticker = {}, []
+    for line in lines:
+        msg = json.loads(line.split(b" ", 1)[1])
+        d = msg.get("data", {})
+        if d.get("e") == "depthUpdate":
+            depth[d["u"]] = int(d.get("T") or d["E"]) * 1_000_000
+        elif msg.get("stream", "").endswith("bookTicker"):
+            ticker.append((d["u"], round(float(d["b"]) / tick), round(float(d["a"]) / tick)))
+    snap_ts = ts[np.argmax(ev["ev"].to_numpy() == CLEAR)]
+    checked = 0
+    for u, bid, ask in ticker:
+        if u in depth and depth[u] > snap_ts:
+            i = np.searchsorted(ts, depth[u], side="right") - 1
+            assert (bb[i], ba[i]) == (bid, ask)
+            checked += 1
+    assert checked >= 10
