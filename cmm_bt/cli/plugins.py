@@ -28,7 +28,7 @@ def command(
         return
     table = Table(title="cmm-bt plugins")
     for col in ("plugin", "distribution", "version", "components", "hooks"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for r in rows:
         table.add_row(r["name"], r["distribution"], r["version"], "\n".join(r["components"]), "\n".join(r["hooks"]))
     session.console.print(table)

@@ -11,7 +11,7 @@ import numba
 import numpy as np
 import pandas as pd
 
-from cmm_bt.data.schema import ASK, BID, BOOK, CLEAR
+from cmm_bt.data.schema import BID, BOOK, CLEAR
 
 #: Best price reported for an empty side.
 NO_PRICE: int = -1
@@ -93,4 +93,4 @@ def top_of_book(events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarra
                    prices.astype(np.int64), np.int8(BOOK), np.int8(CLEAR), np.int8(BID))
 
 
-__all__ = ["NO_PRICE", "top_of_book", "ASK", "BID"]
+__all__ = ["NO_PRICE", "top_of_book"]

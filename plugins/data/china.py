@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import re
 import warnings
-from datetime import time as dtime
 from pathlib import Path
 from typing import ClassVar
 
