@@ -252,8 +252,11 @@ class HFCausalLMTeacher(Teacher):
         model, tok = self.load()
         enc = tok(prompts, return_tensors="pt", padding=True, truncation=True, max_length=self.config.max_length)
         enc = {k: v.to(model.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
+        # the decoder alone gives the same hidden states and skips the LM head (logits of every
+        # position over the whole vocabulary), which is most of the cost for small models
+        body = getattr(model, getattr(model, "base_model_prefix", ""), None) or model
         with torch.inference_mode():
-            out = model(**enc, output_hidden_states=True, use_cache=False)
+            out = body(**enc, output_hidden_states=True, use_cache=False)
         mask = enc["attention_mask"]
         res: dict[int, np.ndarray] = {}
         if self.config.pooling == "last":

@@ -44,7 +44,7 @@ def width(q):
 def test_registration_names():
     got = {}
     cmm_bt_register_execution(lambda cls, aliases=(): got.setdefault(cls.name, (cls, aliases)))
-    assert set(got) == {"fixed-spread", "avellaneda-stoikov", "glft"}
+    assert set(got) == {"fixed-spread", "avellaneda-stoikov", "glft", "classic-price"}
     assert got["glft"][0] is GLFT
 
 
