@@ -245,6 +245,11 @@ class HFCausalLMTeacher(Teacher):
         X = fs.X if indices is None else fs.X[np.asarray(indices)]
         return render_prompts(self.config.prompt, X, fs.feature_names, fs.spec.levels)
 
+    def hidden_states(self, prompts: list[str]) -> dict[int, np.ndarray]:
+        """Pooled hidden states ``{layer: float32 [len(prompts), hidden]}`` of the kept layers, one
+        forward pass (no cache; split long lists into ``batch_size`` batches yourself)."""
+        return self._forward(prompts)
+
     def _forward(self, prompts: list[str]) -> dict[int, np.ndarray]:
         """Pooled hidden states ``{layer: float32 [len(prompts), hidden]}`` of one batch."""
         import torch

@@ -79,3 +79,29 @@ def test_validate_accepts_shipped_strategies(cli):
     assert shipped
     result = cli("validate", *shipped)
     assert result.code == 0, result.err
+
+
+def _data_case(tmp_path: Path, source: str, files: dict[str, bytes], extra: str = "") -> tuple[Path, Path]:
+    root = tmp_path / "root"
+    for rel, content in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(content)
+    manifest = write(tmp_path, "m.yaml", f"name: m\nsource: {source}\nfiles: {list(files)}\n{extra}")
+    strategy = write(tmp_path, "s.yaml", f"dataset: {manifest}\nexecution: {{name: fixed-spread}}\n")
+    return strategy, root
+
+
+def test_corrupted_parquet_is_exit_2_naming_the_file(cli, tmp_path):
+    strategy, root = _data_case(tmp_path, "cme", {"q.parquet": b"PAR1 not really", "t.parquet": b"junk"},
+                                "instrument: {symbol: X, tick_size: 0.1}\n")
+    result = cli("run", strategy, "--data-root", root, "--out", tmp_path / "run")
+    assert_one_line_error(result, "q.parquet")
+    assert not (tmp_path / "run").exists()
+
+
+def test_corrupted_gzip_is_exit_2_naming_the_file(cli, tmp_path):
+    strategy, root = _data_case(tmp_path, "binance", {"cap.gz": b"\x1f\x8b\x08\x00garbage"},
+                                "instrument: {symbol: X, tick_size: 0.1}\n")
+    result = cli("run", strategy, "--data-root", root, "--out", tmp_path / "run")
+    assert_one_line_error(result, "cap.gz")
+    assert not (tmp_path / "run").exists()

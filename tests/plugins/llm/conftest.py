@@ -49,3 +49,7 @@ def small_feature_set():
     m = synthetic_market(3000, seed=5)
     grid = np.arange(m.start_ns + 10**7, m.end_ns, 10**7)
     return build_feature_set(m, grid, WindowSpec(window=8, levels=3, horizon=4))
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: loads real model weights (tens of seconds on first run)")
