@@ -101,7 +101,8 @@ def engine_config(spec: MMSpec = MMSpec(), **overrides) -> EngineConfig:
 # ------------------------------------------------------------------------------ hftbacktest side
 def _spot_as_futures(lines: io.BufferedReader, out) -> None:
     """Rewrite spot capture lines so hftbacktest's futures converter reads them: ``T = E`` for depth
-    diffs, and a REST snapshot (no time at all) takes the ``E`` of the depth diff before it."""
+    diffs, ``X = MARKET`` for trades, drop ``bookTicker`` lines (no ``e``), and a REST snapshot (no time
+    at all) takes the ``E`` of the message before it.  Futures lines pass unchanged."""
     import json
 
     last_e = None
@@ -112,6 +113,11 @@ def _spot_as_futures(lines: io.BufferedReader, out) -> None:
         msg = json.loads(raw[sp + 1:])
         data = msg.get("data", msg)
         changed = False
+        if "data" in msg and "e" not in data:
+            continue  # spot bookTicker has no event type; the converter ignores that stream anyway
+        if data.get("e") == "trade" and "X" not in data:
+            data["X"] = "MARKET"  # spot trades carry no execution type; every one is a market trade
+            changed = True
         if data.get("e") == "depthUpdate" and "T" not in data:
             data["T"] = data["E"]
             changed = True
@@ -239,7 +245,7 @@ def _hbt_functions():
         while hbt.elapse(interval) == 0:
             steps += 1
             depth = hbt.depth(0)
-            out[1] = depth.best_bid_tick
+            out[0] = depth.best_bid_tick
         out[2] = steps
         return True
 

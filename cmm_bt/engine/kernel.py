@@ -91,7 +91,7 @@ def _fill_order(st, acct, prm, iprm, bests, o_i, o_f, f_i, f_f, slot, qty, px, m
         o_f[slot, OF_LEAVES] = left
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _queue_exec(front, lot):
     """Quantity executable once the queue ahead is negative (hftbacktest ``is_filled``)."""
     if front >= 0.0:
@@ -99,7 +99,7 @@ def _queue_exec(front, lot):
     return math.floor(-front / lot + _EPS) * lot
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _queue_depth(o_f, slot, prev, new, qmodel, qexp):
     """Level quantity at our price went ``prev -> new`` (hftbacktest queue models' ``depth``)."""
     front = o_f[slot, OF_FRONT]
@@ -125,7 +125,7 @@ def _queue_depth(o_f, slot, prev, new, qmodel, qexp):
     o_f[slot, OF_FRONT] = min(est, new)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _on_trade(st, acct, prm, iprm, bests, o_i, o_f, f_i, f_f, aggr, p, q, ts):
     nslot = st[S_NSLOT]
     partial = iprm[I_PARTIAL] != 0
@@ -167,7 +167,7 @@ def _check_crossed(st, acct, prm, iprm, bests, o_i, o_f, f_i, f_f, ts):
             _fill_order(st, acct, prm, iprm, bests, o_i, o_f, f_i, f_f, s, o_f[s, OF_LEAVES], px, True, ts)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _on_book(st, acct, prm, iprm, book, bests, o_i, o_f, f_i, f_f, side, p, q, ts):
     b0 = bests[0]
     a0 = bests[1]

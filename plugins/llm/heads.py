@@ -119,11 +119,17 @@ def _fit_mlp(Xs: np.ndarray, y: np.ndarray, cfg: HeadsConfig):
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.mlp_lr, weight_decay=cfg.mlp_weight_decay)
     X = torch.as_tensor(Xs, dtype=torch.float32)
     Y = torch.as_tensor(y, dtype=torch.float32).unsqueeze(-1)
-    for _ in range(cfg.mlp_epochs):
-        opt.zero_grad()
-        loss = torch.nn.functional.mse_loss(net(X), Y)
-        loss.backward()
-        opt.step()
+    threads = torch.get_num_threads()
+    if X.numel() < 2_000_000:  # tiny problems: thread hand-offs cost more than they save
+        torch.set_num_threads(1)
+    try:
+        for _ in range(cfg.mlp_epochs):
+            opt.zero_grad()
+            loss = torch.nn.functional.mse_loss(net(X), Y)
+            loss.backward()
+            opt.step()
+    finally:
+        torch.set_num_threads(threads)
     net.eval()
     return net
 

@@ -191,3 +191,14 @@ def test_unchanged_quote_keeps_order_and_changed_quote_replaces():
     n = len(moving.steps)
     assert moving.counters["orders_submitted"] == n
     assert moving.counters["orders_cancelled"] == n  # n - 1 replaced + the last at episode end
+
+
+def test_queue_depletion_by_cancels_moves_us_to_the_front():
+    # 5 lots ahead; the level shrinks to 1 lot by cancellations (no trades): even the conservative model
+    # clips the queue ahead to the level size, so a trade of 2 lots at our price then fills us
+    rows = base_book(bq=5.0) + [book(20, BID, 100, 1.0), trade(30, ASK, 100, 2.0)]
+    out, _ = run(rows, first_step(Quotes(bid_price=100, bid_qty=1.0)), queue_model="conservative")
+    assert len(out.fills) == 1 and out.fills.ts[0] == ms(30)
+    kept = base_book(bq=5.0) + [trade(30, ASK, 100, 2.0)]  # same trade without the depletion: 3 still ahead
+    out, _ = run(kept, first_step(Quotes(bid_price=100, bid_qty=1.0)), queue_model="conservative")
+    assert len(out.fills) == 0

@@ -1,0 +1,115 @@
+"""Fidelity and speed of the cmm-bt engine against hftbacktest 2.4 on a Binance capture.
+
+    python benchmarks/engine_vs_hftbacktest.py --data ../shared/datasets/binance/usdm/btcusdt_20240808.gz
+    python benchmarks/engine_vs_hftbacktest.py --data .../spot/btcusdt_20240808.gz .../spot/btcusdt_20240809.gz
+    python benchmarks/engine_vs_hftbacktest.py --data FILE --replay-only
+
+Both engines get the capture through their own converter (ours: the ``binance`` data plugin; theirs:
+``hftbacktest.data.utils.binancefutures.convert``), then run the strategy of
+:mod:`cmm_bt.engine.hftbacktest_ref` (or, with ``--replay-only``, no orders) ``--repeat`` times each,
+alternating (ours, hbt, ours, hbt, ...), after one untimed warm-up run each (numba compilation).
+Timed: ours = ``run_backtest`` wall (``BacktestOutput.wall_s``: preparation, both books, the loop,
+building the output tables); hbt = building the backtest from the in-memory array + the jitted run.
+Loading and conversion are not timed.  Medians are reported.
+
+``events`` is the number of rows of hftbacktest's converted array (the issue's 491,973 for the usdm
+BTCUSDT file) and both rates divide that same number by each engine's wall time, so ``ratio`` is
+hbt wall / our wall.  The last line is machine-readable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from cmm_bt.data.schema import Instrument
+from cmm_bt.engine.hftbacktest_ref import MMSpec, ReferenceMM, engine_config, hbt_events_from_binance, run_hbt
+from cmm_bt.engine.loop import run_backtest
+from cmm_bt_plugins.data.binance import KNOWN_TICKS, BinanceCapture
+
+#: lot sizes of the dataset manifests (datasets/binance-*.yaml)
+LOTS = {("usdm", "BTCUSDT"): 0.001, ("usdm", "ETHUSDT"): 0.001, ("spot", "BTCUSDT"): 0.00001,
+        ("cm", "BTCUSD_PERP"): 1.0}
+
+
+class Silent(ReferenceMM):
+    """Replay-only twin: never quotes (the loop still runs once per step)."""
+
+    name = "silent"
+
+    def quote(self, state):
+        from cmm_bt.components import Quotes
+
+        return Quotes()
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", nargs="+", required=True, help="Binance capture file(s); a contiguous pair is joined")
+    ap.add_argument("--replay-only", action="store_true", help="no orders: replay and the decision loop only")
+    ap.add_argument("--repeat", type=int, default=7, help="timed runs per engine (medians reported)")
+    ap.add_argument("--cache-dir", default=None, help="cache hftbacktest's converted array here")
+    a = ap.parse_args(argv)
+    files = [Path(f) for f in a.data]
+
+    t = time.perf_counter()
+    ours_src = BinanceCapture(BinanceCapture.Config())
+    probe = ours_src.load(files, None, files[0].parent)
+    key = (probe.meta["market"], probe.meta["symbol"])
+    inst = Instrument(probe.meta["symbol"], KNOWN_TICKS[key], 1.0, LOTS.get(key, 1.0), "USDT")
+    market = ours_src.load(files, inst, files[0].parent)
+    load_ours = time.perf_counter() - t
+    t = time.perf_counter()
+    data = hbt_events_from_binance(files, a.cache_dir)
+    load_hbt = time.perf_counter() - t
+    n = len(data)
+
+    spec = MMSpec()
+    cfg = engine_config(spec)
+    policy = Silent(Silent.Config()) if a.replay_only else ReferenceMM(ReferenceMM.Config())
+
+    def ours():
+        return run_backtest(market, policy, cfg)
+
+    def hbt():
+        return run_hbt(data, inst.tick_size, inst.lot_size, spec, replay_only=a.replay_only)
+
+    t = time.perf_counter()
+    o, h = ours(), hbt()  # warm-up: numba compilation / cache load
+    warm = time.perf_counter() - t
+    w_o, w_h = [], []
+    for _ in range(a.repeat):
+        o = ours()
+        w_o.append(o.wall_s)
+        h = hbt()
+        w_h.append(h.wall_s)
+    mo, mh = statistics.median(w_o), statistics.median(w_h)
+    steps = len(o.steps)
+    fills_o = len(o.fills)
+    pnl_o = float(o.steps.equity.iloc[-1]) if steps else 0.0
+    lat = o.steps.decision_latency_ns.to_numpy()
+    x, y = n / mo, n / mh
+
+    print(f"data          {' + '.join(str(f) for f in files)}")
+    print(f"mode          {'replay only (no orders)' if a.replay_only else 'market maker, 100 ms re-quote'}")
+    print(f"load/convert  ours {load_ours:.2f} s ({len(market.events):,} events)   "
+          f"hbt {load_hbt:.2f} s ({n:,} events)   warm-up {warm:.2f} s   (not timed)")
+    print(f"{'engine':<12}{'median wall':>12}{'min wall':>10}{'events/s':>14}{'steps':>8}{'steps/s':>10}"
+          f"{'fills':>7}{'pnl':>12}")
+    print(f"{'cmm-bt':<12}{mo:>11.4f}s{min(w_o):>9.4f}s{x:>14,.0f}{steps:>8}{steps / mo:>10,.0f}{fills_o:>7}"
+          f"{pnl_o:>12.4f}")
+    print(f"{'hftbacktest':<12}{mh:>11.4f}s{min(w_h):>9.4f}s{y:>14,.0f}{h.steps:>8}{h.steps / mh:>10,.0f}"
+          f"{h.fills:>7}{h.pnl:>12.4f}")
+    if steps:
+        print(f"cmm-bt policy call per step: p50 {float(sorted(lat)[len(lat) // 2]) / 1e3:.1f} us   "
+              f"decisions/s {steps / mo:,.0f}")
+    print(f"events={n} ours_events_per_s={x:.0f} hbt_events_per_s={y:.0f} ratio={x / y:.3f} "
+          f"fills_ours={fills_o} fills_hbt={h.fills} pnl_ours={pnl_o:.4f} pnl_hbt={h.pnl:.4f}")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
