@@ -155,6 +155,10 @@ def cmm_bt_on_fill(fill: dict[str, Any]) -> None:
 def cmm_bt_extra_metrics(run: "RunSpec", result: "RunResult") -> "dict[str, float] | None":
     """Contribute flat keys to ``metrics.json`` (e.g. ``pred_mae_mid``); duplicates are an error.
 
+    Exception: a model plugin whose predictions were computed in batch before the replay may return
+    ``decision_latency_us_p50/p99`` (the per-decision latency its model would have live); the
+    engine's policy-call latency is then kept as ``policy_latency_us_p50/p99``.
+
     .. versionadded:: 0.1
     """
 

@@ -41,6 +41,13 @@ if TYPE_CHECKING:
 ENTRY_POINT_GROUP = "cmm_bt"
 DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = ()
 
+#: Metrics a model plugin may replace, and where the engine's own value is kept then.  Models
+#: computed in batch before the replay report the per-decision latency they would have live.
+OVERRIDABLE_METRICS: dict[str, str] = {
+    "decision_latency_us_p50": "policy_latency_us_p50",
+    "decision_latency_us_p99": "policy_latency_us_p99",
+}
+
 #: register hook name -> component kind
 REGISTER_HOOKS: dict[str, str] = {
     "cmm_bt_register_data_sources": "data",
@@ -181,12 +188,18 @@ class Hooks:
         return bool(getattr(self.pm.hook, hook_name).get_hookimpls())
 
     def extra_metrics(self, *, run: "RunSpec", result: "RunResult") -> dict[str, float]:
+        """Every plugin's extra metrics.  A key may be contributed once; only the decision-latency
+        keys (:data:`OVERRIDABLE_METRICS`) may replace the engine's, which then stay available as
+        ``policy_latency_us_p50/p99``."""
         out: dict[str, float] = {}
         for part in self.pm.hook.cmm_bt_extra_metrics(run=run, result=result):
             for key, value in (part or {}).items():
-                if key in out or key in result.metrics:
+                if key in out or (key in result.metrics and key not in OVERRIDABLE_METRICS):
                     raise RuntimeError(f"metric {key!r} contributed twice")
                 out[key] = value
+        for key, engine_key in OVERRIDABLE_METRICS.items():
+            if key in out and key in result.metrics:
+                out[engine_key] = result.metrics[key]
         return out
 
     def after_run(self, *, run: "RunSpec", result: "RunResult") -> None:

@@ -29,7 +29,7 @@ _SQRT1_2 = 0.7071067811865476
 
 
 # ------------------------------------------------------------------------------------ kernels
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _affine(a, W, b, out):  # pragma: no cover - compiled
     """``out = a @ W + b`` (a [n], W [n, m], b [m])."""
     m = W.shape[1]
@@ -41,7 +41,7 @@ def _affine(a, W, b, out):  # pragma: no cover - compiled
             out[j] += ai * W[i, j]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _gelu(v):  # pragma: no cover - compiled
     for j in range(v.shape[0]):
         v[j] = 0.5 * v[j] * (1.0 + math.erf(v[j] * _SQRT1_2))
@@ -218,15 +218,20 @@ def _np(t: Any) -> np.ndarray:
     return np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float64)
 
 
+def _stack(arrays: list[np.ndarray]) -> np.ndarray:
+    """C-contiguous float64 stack (the kernels' inner loops need contiguous rows)."""
+    return np.ascontiguousarray(np.stack(arrays), dtype=np.float64)
+
+
 class _MLPGroup:
     def __init__(self, nets: list[Any]):
         bb = [n.backbone for n in nets]
-        self.Wc = np.stack([_np(b.compress.weight).T for b in bb])  # [S, F, c]
-        self.bc = np.stack([_np(b.compress.bias) for b in bb])
-        self.W1 = np.stack([_np(b.mlp[2].weight).T for b in bb])  # [S, W*c, h]
-        self.b1 = np.stack([_np(b.mlp[2].bias) for b in bb])
-        self.W2 = np.stack([_np(b.mlp[4].weight).T for b in bb])  # [S, h, d]
-        self.b2 = np.stack([_np(b.mlp[4].bias) for b in bb])
+        self.Wc = _stack([_np(b.compress.weight).T for b in bb])  # [S, F, c]
+        self.bc = _stack([_np(b.compress.bias) for b in bb])
+        self.W1 = _stack([_np(b.mlp[2].weight).T for b in bb])  # [S, W*c, h]
+        self.b1 = _stack([_np(b.mlp[2].bias) for b in bb])
+        self.W2 = _stack([_np(b.mlp[4].weight).T for b in bb])  # [S, h, d]
+        self.b2 = _stack([_np(b.mlp[4].bias) for b in bb])
 
     def __call__(self, xs: np.ndarray, z: np.ndarray) -> None:
         _mlp(xs, self.Wc, self.bc, self.W1, self.b1, self.W2, self.b2, z)
@@ -235,12 +240,12 @@ class _MLPGroup:
 class _GRUGroup:
     def __init__(self, nets: list[Any]):
         bb = [n.backbone for n in nets]
-        self.Wi = np.stack([_np(b.gru.weight_ih_l0).T for b in bb])  # [S, F, 3H]
-        self.bi = np.stack([_np(b.gru.bias_ih_l0) for b in bb])
-        self.Wh = np.stack([_np(b.gru.weight_hh_l0).T for b in bb])  # [S, H, 3H]
-        self.bh = np.stack([_np(b.gru.bias_hh_l0) for b in bb])
-        self.Wo = np.stack([_np(b.out[0].weight).T for b in bb])  # [S, H, d]
-        self.bo = np.stack([_np(b.out[0].bias) for b in bb])
+        self.Wi = _stack([_np(b.gru.weight_ih_l0).T for b in bb])  # [S, F, 3H]
+        self.bi = _stack([_np(b.gru.bias_ih_l0) for b in bb])
+        self.Wh = _stack([_np(b.gru.weight_hh_l0).T for b in bb])  # [S, H, 3H]
+        self.bh = _stack([_np(b.gru.bias_hh_l0) for b in bb])
+        self.Wo = _stack([_np(b.out[0].weight).T for b in bb])  # [S, H, d]
+        self.bo = _stack([_np(b.out[0].bias) for b in bb])
 
     def __call__(self, xs: np.ndarray, z: np.ndarray) -> None:
         _gru(xs, self.Wi, self.bi, self.Wh, self.bh, self.Wo, self.bo, z)
@@ -273,8 +278,8 @@ class _TCNGroup:
                     self.Wr[l, s, : r.shape[1]] = r.T
                     self.br[l, s] = _np(blk.res.bias)
         self.k = k
-        self.Wo = np.stack([_np(b.out[0].weight).T for b in bb])
-        self.bo = np.stack([_np(b.out[0].bias) for b in bb])
+        self.Wo = _stack([_np(b.out[0].weight).T for b in bb])
+        self.bo = _stack([_np(b.out[0].bias) for b in bb])
         self._need: dict[int, np.ndarray] = {}
 
     def need(self, W: int) -> np.ndarray:

@@ -205,6 +205,9 @@ def cmm_bt_extra_metrics(run: "RunSpec", result: "RunResult"):
     out["model_params"] = float(tr.teacher.n_params() + tr.heads.n_params())
     out["teacher_decision_latency_us_p50"] = float(tr.latency_us["p50"])
     out["teacher_decision_latency_us_p99"] = float(tr.latency_us["p99"])
+    # The LLM market maker decides with one teacher forward per step: that is its decision latency.
+    out["decision_latency_us_p50"] = out["teacher_decision_latency_us_p50"]
+    out["decision_latency_us_p99"] = out["teacher_decision_latency_us_p99"]
     out["teacher_samples"] = float(sum(len(f) for f in tr.features.values()))
     out["teacher_replay_stride"] = float(tr.replay_stride)
     result.extra.setdefault("prediction_quality", tr.quality)
