@@ -2,7 +2,10 @@
 
 CMM decision = every student forward (default family set: 3 layer + 3 task + 2 data students)
 plus the Hájek-MoE over each task's experts, timed per decision over ``--steps`` decisions
-(p50 / p99).  Teacher decision = tokenise + forward + pooling of one prompt by the
+(p50 / p99) on the compact path the pipeline reports (``cmm_bt_plugins.cmm.fast.FastCMM``: the
+step's window, its standardisation, all students, the mixture; weight export not timed).  For
+reference the torch batch-1 path (``StudentSet.predict`` + ``pipeline.mixture``) is timed over
+``--torch-steps`` decisions.  Teacher decision = tokenise + forward + pooling of one prompt by the
 ``hf-causal-lm`` plugin (SmolLM2-135M by default), over ``--teacher-steps`` prompts.  Latency does
 not depend on the weights, so the students here are freshly initialised (same architectures and
 sizes as in training).
@@ -10,6 +13,8 @@ sizes as in training).
 Usage::
 
     .venv/bin/python benchmarks/cmm_latency.py [--student mlp|gru|tcn] [--steps 2000] [--no-teacher]
+
+Last line: ``cmm_p50_us=<a> cmm_p99_us=<b> teacher_p50_us=<c> teacher_p99_us=<d> ratio=<c/a>``.
 """
 
 from __future__ import annotations
@@ -39,7 +44,30 @@ def build_students(student_name: str, window: int, n_features: int, seed: int = 
     for s in specs:
         net = student.build(window, n_features, len(s.tasks), c.pca_dim).eval()
         out.append(TrainedStudent(s, net, int(sum(p.numel() for p in net.parameters())), rng.normal(size=(c.pca_dim, c.common_dim)) / 4, np.zeros(c.common_dim)))
-    return StudentSet(out, np.zeros(n_features, np.float32), np.ones(n_features, np.float32), np.zeros(3), np.ones(3), ["mid", "spread", "volume"], c.common_dim), c.threads
+    return StudentSet(out, np.zeros(n_features, np.float32), np.ones(n_features, np.float32), np.zeros(3), np.ones(3), ["mid", "spread", "volume"], c.common_dim)
+
+
+def torch_latency(students, moe, X: np.ndarray, steps: int) -> dict[str, float]:
+    """The torch batch-1 path (reference only), µs."""
+    import time
+
+    import torch
+
+    from cmm_bt_plugins.cmm.pipeline import mixture
+
+    prev = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        times = []
+        for i in range(steps + 10):
+            t0 = time.perf_counter_ns()
+            p, e = students.predict(X[i % len(X)][None])
+            mixture(students, moe, p, e)
+            if i >= 10:
+                times.append((time.perf_counter_ns() - t0) / 1e3)
+    finally:
+        torch.set_num_threads(prev)
+    return {"p50": float(np.percentile(times, 50)), "p99": float(np.percentile(times, 99))}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--student", default="mlp", choices=["mlp", "gru", "tcn"])
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--teacher-steps", type=int, default=20)
+    ap.add_argument("--torch-steps", type=int, default=300, help="decisions timed on the torch reference path (0: skip)")
     ap.add_argument("--window", type=int, default=32)
     ap.add_argument("--levels", type=int, default=5)
     ap.add_argument("--no-teacher", action="store_true")
@@ -59,11 +88,16 @@ def main(argv: list[str] | None = None) -> int:
     n_features = 4 * args.levels + 5
     rng = np.random.default_rng(0)
     X = rng.normal(size=(256, args.window, n_features)).astype(np.float32)
-    students, threads = build_students(args.student, args.window, n_features)
+    students = build_students(args.student, args.window, n_features)
     moe = HajekMoE(HajekMoE.Config())
-    cmm = decision_latency(students, moe, X, args.steps, threads)
+    cmm = decision_latency(students, moe, X, args.steps)
     result = {"student": args.student, "students": len(students.students), "student_params": students.n_params, "cmm_us": cmm}
-    print(f"CMM ({len(students.students)} x {args.student}, {students.n_params} params) + Hajek-MoE: p50 {cmm['p50']:.0f} us, p99 {cmm['p99']:.0f} us over {int(cmm['samples'])} decisions")
+    print(f"CMM ({len(students.students)} x {args.student}, {students.n_params} params) + Hajek-MoE, fast path: p50 {cmm['p50']:.0f} us, p99 {cmm['p99']:.0f} us over {int(cmm['samples'])} decisions")
+    if args.torch_steps:
+        ref = torch_latency(students, moe, X, args.torch_steps)
+        result["torch_path_us"] = ref
+        print(f"CMM torch batch-1 path (reference): p50 {ref['p50']:.0f} us, p99 {ref['p99']:.0f} us over {args.torch_steps} decisions")
+    teacher = {"p50": float("nan"), "p99": float("nan")}  # filled in below when the teacher is timed
 
     if not args.no_teacher:
         try:
@@ -72,17 +106,19 @@ def main(argv: list[str] | None = None) -> int:
             from cmm_bt_plugins.llm.teacher import HFCausalLMTeacher
 
             params = {"model": args.model} if args.model else {}
-            teacher = HFCausalLMTeacher(HFCausalLMTeacher.Config(**params))
-            prompts = render_prompts(teacher.config.prompt, X[: args.teacher_steps], feature_names(args.levels), args.levels)
-            t = teacher.decision_latency_us(prompts)
+            lm = HFCausalLMTeacher(HFCausalLMTeacher.Config(**params))
+            prompts = render_prompts(lm.config.prompt, X[: args.teacher_steps], feature_names(args.levels), args.levels)
+            t = lm.decision_latency_us(prompts)
+            teacher = {"p50": float(t["p50"]), "p99": float(t["p99"])}
             result["teacher_us"] = {k: v for k, v in t.items() if k != "samples"}
             ratio = t["p50"] / cmm["p50"]
             result["ratio_p50"] = ratio
-            print(f"teacher ({teacher.n_params() / 1e6:.1f}M params): p50 {t['p50']:.0f} us, p99 {t['p99']:.0f} us over {len(prompts)} decisions")
+            print(f"teacher ({lm.n_params() / 1e6:.1f}M params): p50 {t['p50']:.0f} us, p99 {t['p99']:.0f} us over {len(prompts)} decisions")
             print(f"teacher / CMM latency ratio (p50): {ratio:.1f}x")
         except Exception as err:  # report and keep the CMM number
             print(f"teacher not timed: {type(err).__name__}: {err}", file=sys.stderr)
     print(json.dumps(result))
+    print(f"cmm_p50_us={cmm['p50']:.1f} cmm_p99_us={cmm['p99']:.1f} teacher_p50_us={teacher['p50']:.1f} teacher_p99_us={teacher['p99']:.1f} ratio={teacher['p50'] / cmm['p50']:.1f}")
     return 0
 
 

@@ -123,40 +123,27 @@ def predict_chunked(students: "StudentSet", X: np.ndarray, chunk: int = 8192) ->
     return np.concatenate([p for p, _ in parts], axis=1), np.concatenate([e for _, e in parts], axis=1)
 
 
-def decision_latency(students: "StudentSet", moe: Any, X: np.ndarray, steps: int, threads: int = 1) -> dict[str, float]:
-    """Wall time of one CMM decision (every student + the MoE, batch 1, CPU), µs: p50 / p99 / mean."""
-    import torch
+def decision_latency(students: "StudentSet", moe: Any, X: np.ndarray, steps: int) -> dict[str, float]:
+    """Wall time of one CMM decision (every student + the fitted mixer, batch 1, CPU), µs: p50 / p99 / mean.
 
-    prev = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        n = len(X)
-        if n == 0:
-            return {"p50": float("nan"), "p99": float("nan"), "mean": float("nan"), "samples": 0.0}
-        times = []
-        with torch.inference_mode():
-            for i in range(steps + 10):
-                x = X[i % n : i % n + 1]
-                t0 = time.perf_counter_ns()
-                xs = torch.from_numpy(students.standardise(x))
-                T = len(students.tasks)
-                K = len(students.students)
-                preds = np.full((K, 1, T), np.nan)
-                emb = np.zeros((K, 1, students.common_dim))
-                for k, st in enumerate(students.students):
-                    _, yh, pz = st.net(xs)
-                    y = yh.numpy()[0]
-                    for j, t in enumerate(st.spec.tasks):
-                        preds[k, 0, t] = y[j] * students.y_std[t] + students.y_mean[t]
-                    emb[k, 0] = pz.numpy()[0, : st.common_map.shape[0]] @ st.common_map + st.common_bias
-                mixture(students, moe, preds, emb)
-                if i >= 10:
-                    times.append((time.perf_counter_ns() - t0) / 1e3)
-        a = np.asarray(times)
-        return {"p50": float(np.percentile(a, 50)), "p99": float(np.percentile(a, 99)), "mean": float(a.mean()), "samples": float(len(a))}
-    finally:
-        torch.set_num_threads(prev)
+    Timed per decision on the compact path :class:`~cmm_bt_plugins.cmm.fast.FastCMM` (exported
+    once, not timed): taking the step's window ``X[i]`` (a view of the past-only window the
+    feature set already holds), standardising it, all student forwards, the mixture of every task.
+    10 warm-up decisions (numba compilation) are not timed.
+    """
+    from cmm_bt_plugins.cmm.fast import FastCMM
+
+    n = len(X)
+    if n == 0:
+        return {"p50": float("nan"), "p99": float("nan"), "mean": float("nan"), "samples": 0.0}
+    fast = FastCMM(students, moe)
+    times = np.empty(steps)
+    for i in range(steps + 10):
+        t0 = time.perf_counter_ns()
+        fast.decide(X[i % n])
+        if i >= 10:
+            times[i - 10] = (time.perf_counter_ns() - t0) / 1e3
+    return {"p50": float(np.percentile(times, 50)), "p99": float(np.percentile(times, 99)), "mean": float(times.mean()), "samples": float(steps)}
 
 
 # ----------------------------------------------------------------------------------- pipeline
@@ -286,7 +273,10 @@ def cmm_bt_compute_signals(run: "RunSpec", market: "MarketData", grid: np.ndarra
                 wrows.append({"task": TASKS[t], "regime": rname, "expert": s.spec.key, "family": s.spec.family, "mean_weight": float(w[m, j].mean()), "n": int(m.sum())})
     weights = pd.DataFrame(wrows, columns=["task", "regime", "expert", "family", "mean_weight", "n"])
 
-    latency = decision_latency(students, moe, fs_rp.X[fs_rp.book_valid] if fs_rp.book_valid.any() else fs_tr.X, sc.latency_steps, sc.threads)
+    lat_fs = fs_rp if fs_rp.book_valid.any() else fs_tr
+    lat_rows = np.flatnonzero(fs_rp.book_valid) if lat_fs is fs_rp else np.arange(len(fs_tr))
+    lat_rows = lat_rows[np.unique(np.linspace(0, len(lat_rows) - 1, min(len(lat_rows), sc.latency_steps)).round().astype(np.int64))] if len(lat_rows) else lat_rows
+    latency = decision_latency(students, moe, lat_fs.X[lat_rows], sc.latency_steps)
     run.extra[EXTRA_KEY] = CMMRun(probe_res, students, moe, signals, quality, weights, latency, info={"rows_train": int(n_tr), "rows_validation": int(len(val_idx))})
     tables = run.extra.setdefault("tables", {})
     tables["prediction_quality"] = quality
