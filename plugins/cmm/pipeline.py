@@ -316,6 +316,9 @@ def cmm_bt_extra_metrics(run: "RunSpec", result: "RunResult"):
     out["students"] = float(len(cr.students.students))
     out["cmm_decision_latency_us_p50"] = cr.latency_us["p50"]
     out["cmm_decision_latency_us_p99"] = cr.latency_us["p99"]
+    # CMM decides with all students + the MoE per step: that is its decision latency.
+    out["decision_latency_us_p50"] = out["cmm_decision_latency_us_p50"]
+    out["decision_latency_us_p99"] = out["cmm_decision_latency_us_p99"]
     if tr is not None:
         out["teacher_decision_latency_us_p50"] = float(tr.latency_us["p50"])
         out["teacher_decision_latency_us_p99"] = float(tr.latency_us["p99"])
