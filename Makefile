@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: setup
-	$(VENV)/bin/cmm-bt run strategies/avellaneda-stoikov.yaml
+	$(VENV)/bin/cmm-bt run strategies/cmm.yaml
 
 test: setup
 	$(PY) -m pytest -q
