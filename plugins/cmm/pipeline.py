@@ -148,6 +148,13 @@ def decision_latency(students: "StudentSet", moe: Any, X: np.ndarray, steps: int
 
 # ----------------------------------------------------------------------------------- pipeline
 @hookimpl
+def cmm_bt_register_commands(app):
+    from cmm_bt_plugins.cmm.probe_command import probe_command
+
+    app.command(name="probe", help=probe_command.__doc__)(probe_command)
+
+
+@hookimpl
 def cmm_bt_compute_signals(run: "RunSpec", market: "MarketData", grid: np.ndarray):
     st = run.strategy
     if st.students is None:
@@ -220,6 +227,9 @@ def cmm_bt_compute_signals(run: "RunSpec", market: "MarketData", grid: np.ndarra
         except Exception as err:  # a plot is never worth failing a run
             probe_res.meta["plot_error"] = str(err)
         render_heatmaps(probe_res, console)
+        if run.extra.get("probe_only"):  # `cmm-bt probe`: stop after the probe
+            run.extra["probe_result"] = probe_res
+            return None
     regimes = assign_regimes(vol, thresholds) if probe_res is not None else np.zeros(len(X), dtype=np.int64)
 
     # ---- students
