@@ -17,6 +17,45 @@ from cmm_bt.data.schema import BID, BOOK, CLEAR
 NO_PRICE: int = -1
 
 
+@numba.njit(inline="always")
+def apply_level_event(bq, aq, best_b, best_a, e, s, j, q, book_ev, clear_ev, bid_side):  # pragma: no cover - compiled
+    """Apply one event to dense per-side quantity arrays; return the new ``(best_b, best_a)``.
+
+    ``best_b`` is -1 and ``best_a`` is ``len(aq)`` for an empty side; deleting the best level scans
+    to the next live one.  TRADE (any other kind) leaves the book as it is.
+    """
+    m = aq.shape[0]
+    if e == clear_ev:
+        if s == bid_side:
+            bq[:] = 0.0
+            best_b = -1
+        else:
+            aq[:] = 0.0
+            best_a = m
+    elif e == book_ev:
+        if s == bid_side:
+            bq[j] = q
+            if q > 0.0:
+                if j > best_b:
+                    best_b = j
+            elif j == best_b:
+                k = j - 1
+                while k >= 0 and bq[k] <= 0.0:
+                    k -= 1
+                best_b = k
+        else:
+            aq[j] = q
+            if q > 0.0:
+                if j < best_a:
+                    best_a = j
+            elif j == best_a:
+                k = j + 1
+                while k < m and aq[k] <= 0.0:
+                    k += 1
+                best_a = k
+    return best_b, best_a
+
+
 @numba.njit(cache=True)
 def _replay(ev, side, pidx, qty, prices, book_ev, clear_ev, bid_side):  # pragma: no cover - compiled
     n = ev.shape[0]
@@ -30,37 +69,7 @@ def _replay(ev, side, pidx, qty, prices, book_ev, clear_ev, bid_side):  # pragma
     out_bq = np.empty(n)
     out_aq = np.empty(n)
     for i in range(n):
-        e = ev[i]
-        if e == clear_ev:
-            if side[i] == bid_side:
-                bq[:] = 0.0
-                best_b = -1
-            else:
-                aq[:] = 0.0
-                best_a = m
-        elif e == book_ev:
-            j = pidx[i]
-            q = qty[i]
-            if side[i] == bid_side:
-                bq[j] = q
-                if q > 0.0:
-                    if j > best_b:
-                        best_b = j
-                elif j == best_b:
-                    k = j - 1
-                    while k >= 0 and bq[k] <= 0.0:
-                        k -= 1
-                    best_b = k
-            else:
-                aq[j] = q
-                if q > 0.0:
-                    if j < best_a:
-                        best_a = j
-                elif j == best_a:
-                    k = j + 1
-                    while k < m and aq[k] <= 0.0:
-                        k += 1
-                    best_a = k
+        best_b, best_a = apply_level_event(bq, aq, best_b, best_a, ev[i], side[i], pidx[i], qty[i], book_ev, clear_ev, bid_side)
         if best_b >= 0:
             out_bb[i] = prices[best_b]
             out_bq[i] = bq[best_b]
@@ -76,11 +85,9 @@ def _replay(ev, side, pidx, qty, prices, book_ev, clear_ev, bid_side):  # pragma
     return out_bb, out_ba, out_bq, out_aq
 
 
-def top_of_book(events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``(best_bid, best_ask, bid_qty, ask_qty)`` after each event, aligned with ``events``.
-
-    TRADE events leave the book as it is.  An empty side gives price :data:`NO_PRICE` and qty 0.
-    """
+def dense_levels(events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(ev, side, pidx, qty, prices)``: the event columns with each BOOK price mapped to an index
+    into ``prices`` (the distinct BOOK prices, ascending), as the replay kernels take them."""
     ev = events["ev"].to_numpy(np.int8)
     price = events["price"].to_numpy(np.int64)
     is_book = ev == BOOK
@@ -89,8 +96,15 @@ def top_of_book(events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarra
     pidx[is_book] = inv
     if prices.size == 0:
         prices = np.zeros(1, np.int64)
-    return _replay(ev, events["side"].to_numpy(np.int8), pidx, events["qty"].to_numpy(np.float64),
-                   prices.astype(np.int64), np.int8(BOOK), np.int8(CLEAR), np.int8(BID))
+    return ev, events["side"].to_numpy(np.int8), pidx, events["qty"].to_numpy(np.float64), prices.astype(np.int64)
 
 
-__all__ = ["NO_PRICE", "top_of_book"]
+def top_of_book(events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(best_bid, best_ask, bid_qty, ask_qty)`` after each event, aligned with ``events``.
+
+    TRADE events leave the book as it is.  An empty side gives price :data:`NO_PRICE` and qty 0.
+    """
+    return _replay(*dense_levels(events), np.int8(BOOK), np.int8(CLEAR), np.int8(BID))
+
+
+__all__ = ["NO_PRICE", "apply_level_event", "dense_levels", "top_of_book"]

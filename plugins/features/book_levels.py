@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from cmm_bt.data.schema import BID, BOOK, CLEAR
+from cmm_bt.data.topofbook import apply_level_event, dense_levels
 
 #: Price reported for a missing level (empty side or fewer than K levels).
 NO_LEVEL: int = -1
@@ -37,37 +38,7 @@ def _replay_levels(ev, side, pidx, qty, prices, counts, k, book_ev, clear_ev, bi
     while q < nq:
         # apply events until `counts[q]` of them are applied
         while i < counts[q] and i < n:
-            e = ev[i]
-            if e == clear_ev:
-                if side[i] == bid_side:
-                    bq[:] = 0.0
-                    best_b = -1
-                else:
-                    aq[:] = 0.0
-                    best_a = m
-            elif e == book_ev:
-                j = pidx[i]
-                x = qty[i]
-                if side[i] == bid_side:
-                    bq[j] = x
-                    if x > 0.0:
-                        if j > best_b:
-                            best_b = j
-                    elif j == best_b:
-                        t = j - 1
-                        while t >= 0 and bq[t] <= 0.0:
-                            t -= 1
-                        best_b = t
-                else:
-                    aq[j] = x
-                    if x > 0.0:
-                        if j < best_a:
-                            best_a = j
-                    elif j == best_a:
-                        t = j + 1
-                        while t < m and aq[t] <= 0.0:
-                            t += 1
-                        best_a = t
+            best_b, best_a = apply_level_event(bq, aq, best_b, best_a, ev[i], side[i], pidx[i], qty[i], book_ev, clear_ev, bid_side)
             i += 1
         # record the top-k of each side
         lvl = 0
@@ -102,18 +73,7 @@ def top_levels_at(events: pd.DataFrame, counts: np.ndarray, k: int) -> tuple[np.
     counts = np.ascontiguousarray(counts, dtype=np.int64)
     if counts.size and np.any(np.diff(counts) < 0):
         raise ValueError("counts must be non-decreasing")
-    ev = events["ev"].to_numpy(np.int8)
-    price = events["price"].to_numpy(np.int64)
-    is_book = ev == BOOK
-    prices, inv = np.unique(price[is_book], return_inverse=True)
-    pidx = np.zeros(len(ev), np.int64)
-    pidx[is_book] = inv
-    if prices.size == 0:
-        prices = np.zeros(1, np.int64)
-    return _replay_levels(
-        ev, events["side"].to_numpy(np.int8), pidx, events["qty"].to_numpy(np.float64),
-        prices.astype(np.int64), counts, int(k), np.int8(BOOK), np.int8(CLEAR), np.int8(BID),
-    )
+    return _replay_levels(*dense_levels(events), counts, int(k), np.int8(BOOK), np.int8(CLEAR), np.int8(BID))
 
 
 __all__ = ["NO_LEVEL", "top_levels_at"]

@@ -12,10 +12,16 @@ import yaml
 
 from cmm_bt.data.schema import BOOK, CLEAR, EVENT_COLUMNS, TRADE, Instrument
 from cmm_bt.errors import ConfigError
-from cmm_bt_plugins.data.synthetic import SyntheticBook, top_of_book
+from cmm_bt.data.topofbook import NO_PRICE
+from cmm_bt.data.topofbook import top_of_book as replay_top
+from cmm_bt_plugins.data.synthetic import SyntheticBook
+
+
+def top_of_book(events: pd.DataFrame) -> pd.DataFrame:
+    bb, ba, bq, aq = replay_top(events)
+    return pd.DataFrame({"best_bid": bb, "best_ask": ba, "bid_qty": bq, "ask_qty": aq})
 
 REPO = Path(__file__).resolve().parents[3]
-NO_SIDE = 2**62
 
 # Short sessions with frequent regime switches, so both regimes appear in a few minutes of data.
 SHORT = dict(sessions=3, session_seconds=600, gap_seconds=60, switch_to_high_per_s=1 / 90, switch_to_low_per_s=1 / 90)
@@ -86,7 +92,7 @@ def test_given_instrument_and_bad_input():
 def test_book_never_crossed(snapshot_ms):
     md = _load(seed=2, levels=5, snapshot_ms=snapshot_ms, **SHORT)
     top = top_of_book(md.events)
-    two_sided = (top["best_bid"] > -NO_SIDE) & (top["best_ask"] < NO_SIDE)
+    two_sided = (top["best_bid"] != NO_PRICE) & (top["best_ask"] != NO_PRICE)
     assert two_sided.mean() > 0.99
     assert (top["best_ask"] - top["best_bid"])[two_sided].min() >= 1
     # depth: at most `levels` ticks from each side's best
