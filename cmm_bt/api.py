@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Iterable
 
 from rich.console import Console
 
 from cmm_bt.components import RunContext
-from cmm_bt.config.loader import load_strategy, load_strategy_dict, parse_strategy
+from cmm_bt.config.loader import apply_overrides, compose, deep_merge, parse_strategy, validate_strategy
 from cmm_bt.data.loading import default_cache_dir, load_market
 from cmm_bt.data.manifest import compute_splits, load_manifest, resolve_data_root
 from cmm_bt.data.schema import MarketData
 from cmm_bt.plugins import Hooks, PluginSettings, build_plugin_manager
+from cmm_bt.registry import Registry
 from cmm_bt.run import RunSpec
 
 
@@ -30,11 +32,10 @@ class Session:
         pm = build_plugin_manager(PluginSettings.from_env(plugins_dir=plugins_dir, disabled=disabled))
         return cls(Hooks(pm), console or Console())
 
-    @property
-    def registry(self):
-        if not hasattr(self, "_registry"):
-            self._registry = self.hooks.build_registry()
-        return self._registry
+    @cached_property
+    def registry(self) -> Registry:
+        """Component classes of every loaded plugin (built on first use)."""
+        return self.hooks.build_registry()
 
 
 def prepare_run(
@@ -51,10 +52,12 @@ def prepare_run(
     if dataset is not None:
         overrides.append(f"dataset={dataset}")
     strategy_path = Path(strategy_path)
-    dataset_name = parse_strategy(load_strategy_dict(strategy_path, overrides), file=strategy_path).dataset
+    composed = compose(strategy_path)
+    dataset_name = parse_strategy(apply_overrides(composed, overrides), file=strategy_path).dataset
     manifest = load_manifest(dataset_name, strategy_dir=strategy_path.resolve().parent)
-    defaults = {"engine": dict(manifest.engine_defaults)} if manifest.engine_defaults else None
-    strategy, resolved = load_strategy(strategy_path, overrides, session.registry, defaults=defaults)
+    # precedence, lowest first: the dataset's engine defaults, the strategy file, the overrides
+    data = apply_overrides(deep_merge({"engine": dict(manifest.engine_defaults)}, composed), overrides)
+    strategy, resolved = validate_strategy(data, file=strategy_path, registry=session.registry)
     cache = cache_dir or default_cache_dir()
     market = load_market(manifest, resolve_data_root(data_root), session.registry, cache)
     splits = compute_splits(manifest, market.start_ns, market.end_ns)

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     import typer
     from rich.console import Console
 
-    from cmm_bt.components import Component, DecisionState, Quotes
+    from cmm_bt.components import DecisionState, Quotes
     from cmm_bt.data.schema import MarketData
     from cmm_bt.results import RunResult
     from cmm_bt.run import RunSpec

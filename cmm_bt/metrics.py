@@ -32,7 +32,7 @@ def compute_metrics(
     :param mid: optional exchange mid series ``(ts_ns, mid_ticks)``, ascending in time, used for
         markouts instead of the decision steps' mid (finer and not delayed by feed latency).
     """
-    steps, fills, episodes = out.steps, out.fills, out.episodes
+    steps, fills = out.steps, out.fills
     counters = out.counters
     tick_value = out.instrument.tick_value
 

@@ -100,20 +100,14 @@ def validate_components(strategy: Strategy, registry: Registry, *, file: Path | 
         raise ConfigError(render_validation_error(err, prefix="engine"), file=file) from None
 
 
-def load_strategy(
-    path: Path,
-    overrides: Iterable[str] = (),
-    registry: Registry | None = None,
-    *,
-    defaults: dict[str, Any] | None = None,
-) -> tuple[Strategy, dict[str, Any]]:
-    """Compose, override and validate a strategy file (both stages when ``registry`` is given).
+def load_strategy(path: Path, overrides: Iterable[str] = (), registry: Registry | None = None) -> tuple[Strategy, dict[str, Any]]:
+    """Compose, override and validate a strategy file (both stages when ``registry`` is given)."""
+    return validate_strategy(load_strategy_dict(path, overrides), file=path, registry=registry)
 
-    Precedence, lowest first: ``defaults`` (e.g. a dataset's engine defaults), the file and what it
-    extends, then ``overrides``.
-    """
-    data = apply_overrides(deep_merge(defaults or {}, compose(Path(path))), overrides)
-    strategy = parse_strategy(data, file=path)
+
+def validate_strategy(data: dict[str, Any], *, file: Path | str, registry: Registry | None = None) -> tuple[Strategy, dict[str, Any]]:
+    """Both validation stages (stage 2 only when ``registry`` is given) of a composed mapping."""
+    strategy = parse_strategy(data, file=file)
     if registry is not None:
-        validate_components(strategy, registry, file=path)
+        validate_components(strategy, registry, file=file)
     return strategy, data

@@ -43,7 +43,7 @@ def probe_command(
     for t, task in enumerate(res.tasks):
         table.add_row(task, *(f"layers {res.layers[res.peak_start[t, r]]}–{res.layers[res.peak_end[t, r] - 1]}" for r in range(len(res.regimes))))
     session.console.print(table)
-    session.console.print(f"specialisation index (mean JS divergence between task profiles) per regime: "
+    session.console.print("specialisation index (mean JS divergence between task profiles) per regime: "
                           + ", ".join(f"{r}: {v:.3f}" for r, v in zip(res.regimes, res.specialisation)))
 
     target = out or default_run_dir(f"probe-{run.name}", run.dataset.name)

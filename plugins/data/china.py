@@ -258,7 +258,6 @@ class ChinaDataYes(DataSource):
                             key="clearingDay")
         clearing_ns = clearing.astype("datetime64[ns]").view(np.int64)
         sess_id = np.full(n, -1, np.int64)
-        starts: list[int] = []
         m2ns = 60 * 10**9
         on_day = day_ns == clearing_ns
         for k, (a, b) in enumerate(windows):

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from cmm_bt.data.schema import ASK, BID, BOOK, TRADE, Instrument, MarketData, make_events
