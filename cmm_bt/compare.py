@@ -1,4 +1,4 @@
-"""Side-by-side comparison of several runs (``cmm-bt compare``)."""
+"""Side-by-side comparison of several runs (``cmm-bt compare``), and the study table over datasets."""
 
 from __future__ import annotations
 
@@ -9,6 +9,17 @@ from rich.table import Table
 from rich.text import Text
 
 from cmm_bt.formatting import KEY_METRICS, MetricRow, fmt_value, is_missing
+
+#: Study table columns (key, short label): these key metrics, one prediction-error column per task
+#: (``pred_mae_<task>``), then the decision latency.
+STUDY_KEYS = (("epnl", "EPnL"), ("map", "MAP"), ("pnl_map", "PnLMAP"), ("sharpe", "Sharpe"), ("fills", "Fills"))
+STUDY_LATENCY = ("decision_latency_us_p50", "Latency p50 µs")
+PRED_ERROR_PREFIX = "pred_mae_"
+
+
+def _short(key: str, label: str) -> MetricRow:
+    row = next(r for r in KEY_METRICS if r.key == key)
+    return MetricRow(key, label, row.kind, row.better, row.signed)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -59,3 +70,52 @@ def render_comparison(results: list["RunResult"], console: "Console") -> None:
         console.print("nothing to compare")
         return
     console.print(comparison_table(results))
+
+
+def study_columns(results: list["RunResult"]) -> list[MetricRow]:
+    """The study table's metric columns: key metrics, then one prediction-error column per task any run reports."""
+    tasks = sorted({k.removeprefix(PRED_ERROR_PREFIX) for r in results for k in r.metrics if k.startswith(PRED_ERROR_PREFIX)})
+    pred = [MetricRow(PRED_ERROR_PREFIX + t, f"MAE {t}", "float", "lower") for t in tasks]
+    return [*(_short(*k) for k in STUDY_KEYS), *pred, _short(*STUDY_LATENCY)]
+
+
+def _study_cells(results: list["RunResult"], columns: list[MetricRow]) -> list[list[tuple[str, bool]]]:
+    """Formatted ``(text, best within its dataset)`` cells, one list per run."""
+    cells: list[list[tuple[str, bool]]] = [[] for _ in results]
+    for col in columns:
+        best: set[int] = set()
+        for ds in dict.fromkeys(r.dataset_name for r in results):
+            idx = [i for i, r in enumerate(results) if r.dataset_name == ds]
+            best |= {idx[j] for j in best_index([results[i].metrics.get(col.key) for i in idx], col)}
+        for i, r in enumerate(results):
+            value = fmt_value(r.metrics.get(col.key), col.kind, r.output.instrument.currency)
+            cells[i].append((value, i in best))
+    return cells
+
+
+def study_table(results: list["RunResult"]) -> Table:
+    """One row per (dataset, strategy), one column per study metric; the best per dataset in bold green.
+    Money is in each dataset's own currency."""
+    columns = study_columns(results)
+    table = Table(title="Study (test split unless a strategy says otherwise)", title_justify="left")
+    table.add_column("Dataset")
+    table.add_column("Strategy")
+    for col in columns:
+        table.add_column(col.label + {"higher": " ↑", "lower": " ↓", "none": ""}[col.better], justify="right")
+    previous = None
+    for r, row in zip(results, _study_cells(results, columns)):
+        table.add_row("" if r.dataset_name == previous else r.dataset_name, r.strategy_name,
+                      *(Text(t, style="bold green" if b else "") for t, b in row))
+        previous = r.dataset_name
+    return table
+
+
+def study_markdown(results: list["RunResult"]) -> str:
+    """The study table as Markdown (best per dataset in bold), with each row's run folder."""
+    columns = study_columns(results)
+    head = ["Dataset", "Strategy", *(c.label for c in columns), "Run folder"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r, row in zip(results, _study_cells(results, columns)):
+        cells = [f"**{t}**" if b else t for t, b in row]
+        lines.append("| " + " | ".join([r.dataset_name, r.strategy_name, *cells, str(r.run_dir or "—")]) + " |")
+    return "\n".join(lines) + "\n"

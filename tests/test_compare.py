@@ -53,3 +53,20 @@ def test_empty_comparison():
     console = Console(record=True)
     render_comparison([], console)
     assert "nothing to compare" in console.export_text()
+
+
+def test_study_table_marks_best_per_dataset_and_adds_prediction_errors():
+    from cmm_bt.compare import study_columns, study_markdown
+
+    runs = [result("fixed", "r1", epnl=1.0, map=2.0), result("cmm", "r2", epnl=3.0, map=1.0, pred_mae_mid=0.5)]
+    other = result("fixed", "r3", epnl=-5.0, map=4.0)
+    other.dataset_name = "cme-6b"
+    runs.append(other)
+    keys = [c.key for c in study_columns(runs)]
+    assert keys == ["epnl", "map", "pnl_map", "sharpe", "fills", "pred_mae_mid", "decision_latency_us_p50"]
+    md = study_markdown(runs).splitlines()
+    assert md[0].startswith("| Dataset | Strategy | EPnL | MAP | PnLMAP | Sharpe | Fills | MAE mid | Latency p50")
+    assert md[2].startswith("| cme-gc | fixed | 1.00 USD | 2 |")  # not best: cmm wins both on cme-gc
+    assert md[3].startswith("| cme-gc | cmm | **3.00 USD** | **1** |")
+    assert md[4].startswith("| cme-6b | fixed | -5.00 USD | 4 |")  # alone in its dataset: nothing to beat
+    assert "| 0.5 |" in md[3] and md[2].count("—") >= 4

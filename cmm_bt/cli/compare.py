@@ -1,4 +1,4 @@
-"""Run several strategies on one dataset and print them side by side."""
+"""Run several strategies on one or more datasets and print them side by side (and a study table)."""
 
 from __future__ import annotations
 
@@ -10,25 +10,44 @@ from cmm_bt.cli import options
 
 NAME = "compare"
 
+DATASETS = typer.Option(
+    [], "--dataset", "-d",
+    help="Dataset manifest name or path; repeat it for a study over several datasets (default: each strategy's own).",
+)
+TABLE = typer.Option(None, "--table", help="Also write the study table (one row per dataset x strategy) as Markdown here.")
+
 
 def command(
     strategies: list[Path] = typer.Argument(..., help="Strategy YAML files."),
-    dataset: str = options.DATASET,
+    dataset: list[str] = DATASETS,
     out: Path = typer.Option(None, "--out", help="Folder for the run folders (default: runs/)."),
+    table: Path = TABLE,
     override: list[str] = options.OVERRIDES,
     data_root: Path = options.DATA_ROOT,
     plugins_dir: Path = options.PLUGINS_DIR,
     disable: list[str] = options.DISABLE,
 ) -> None:
     from cmm_bt.api import execute_run, prepare_run
-    from cmm_bt.compare import render_comparison
+    from cmm_bt.compare import render_comparison, study_markdown, study_table
     from cmm_bt.results import default_run_dir
+    from cmm_bt.storage import atomic_write
 
     session = options.session(plugins_dir, disable)
-    prepared = [prepare_run(session, s, overrides=override, dataset=dataset, data_root=data_root) for s in strategies]
     results = []
-    for run, market in prepared:
-        target = default_run_dir(run.name, run.dataset.name, root=out) if out else None
-        with session.console.status(f"running {run.name} on {run.dataset.name}"):
-            results.append(execute_run(session, run, market, out_dir=target))
-    render_comparison(results, session.console)
+    for ds in dataset or [None]:
+        prepared = [prepare_run(session, s, overrides=override, dataset=ds, data_root=data_root) for s in strategies]
+        batch = []
+        for run, market in prepared:
+            target = default_run_dir(run.name, run.dataset.name, root=out) if out else None
+            with session.console.status(f"running {run.name} on {run.dataset.name}"):
+                batch.append(execute_run(session, run, market, out_dir=target))
+        if len(dataset) > 1:
+            session.console.rule(batch[0].dataset_name)
+        render_comparison(batch, session.console)
+        results += batch
+    if len(dataset) > 1 or table:
+        session.console.print(study_table(results))
+    if table:
+        with atomic_write(table) as tmp:
+            tmp.write_text(study_markdown(results))
+        session.console.print(f"study table written to {table}")
