@@ -9,7 +9,11 @@ ifneq ($(wildcard $(SHARED_DATA)),)
 export CMM_BT_DATA_ROOT ?= $(SHARED_DATA)
 endif
 
-.PHONY: setup run test bench clean
+# The study of issue 5: every baseline and CMM on the test split of the four study datasets.
+STUDY_STRATEGIES := cmm llm-teacher kd-output kd-fitnets fixed-spread avellaneda-stoikov glft
+STUDY_DATASETS   := cme-gc cme-6b cffex-if dce-pp
+
+.PHONY: setup run test bench study clean
 
 setup: $(STAMP)
 
@@ -29,6 +33,10 @@ test: setup
 
 bench: setup
 	$(PY) benchmarks/run_all.py
+
+study: setup
+	$(VENV)/bin/cmm-bt compare $(STUDY_STRATEGIES:%=strategies/%.yaml) $(STUDY_DATASETS:%=--dataset %) \
+		--out runs/study --table runs/study/study.md
 
 clean:
 	rm -rf runs .cache .pytest_cache
