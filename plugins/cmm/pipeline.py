@@ -261,7 +261,8 @@ def cmm_bt_compute_signals(run: "RunSpec", market: "MarketData", grid: np.ndarra
     q_all.insert(0, "rows", "all")
     t_rows = tr.features["replay"].indices
     tmask = ok[t_rows]
-    t_models = {"teacher": tr.predictions["replay"][list(TASKS)].reset_index(drop=True), "cmm": models["cmm"].iloc[t_rows].reset_index(drop=True)}
+    t_models = {name: models[name].iloc[t_rows].reset_index(drop=True) for name in ("cmm", "naive")}
+    t_models["teacher"] = tr.predictions["replay"][list(TASKS)].reset_index(drop=True)
     q_t = quality_table(truth.iloc[t_rows].reset_index(drop=True), t_models, tmask)
     q_t.insert(0, "rows", "teacher")
     quality = pd.concat([q_all, q_t], ignore_index=True)
@@ -308,12 +309,12 @@ def cmm_bt_extra_metrics(run: "RunSpec", result: "RunResult"):
     q = cr.quality
     for _, row in q.iterrows():
         model, task = row["model"], row["task"]
-        if row["rows"] == "all" and model == "cmm":
-            prefix = "pred"
-        elif row["rows"] == "all" and model == "naive":
-            prefix = "naive"
-        elif row["rows"] == "teacher" and model == "teacher":
-            prefix = "teacher_pred"
+        # pred_* / naive_* / teacher_pred_* on the rows the teacher predicted (the LLM market maker's
+        # pred_* use the same rows, so the study compares like with like); pred_all_steps_* on every step.
+        if row["rows"] == "teacher" and model in ("cmm", "naive", "teacher"):
+            prefix = {"cmm": "pred", "naive": "naive", "teacher": "teacher_pred"}[model]
+        elif row["rows"] == "all" and model == "cmm":
+            prefix = "pred_all_steps"
         elif row["rows"] == "all" and model.startswith("student:"):
             prefix = f"student_{_safe(model.split(':', 1)[1])}_pred"
         else:
