@@ -110,6 +110,7 @@ def execute_run(session: Session, run: RunSpec, market: MarketData, *, out_dir: 
             split=run.replay_split,
         )
         result.extra.update(run.extra.get("tables", {}))
+        result.quiet_tables.update(run.extra.get("quiet_tables", ()))
         result.metrics.update(hooks.extra_metrics(run=run, result=result))
         result.metrics["run_wall_s"] = time.perf_counter() - t0
         if write:

@@ -46,6 +46,8 @@ class RunResult:
     :ivar extra: extra tables from plugins (e.g. ``prediction_quality``), written as parquet.
     :ivar run_dir: the run folder once written, else None.
     :ivar split: the data split replayed (``test``, ...), if any.
+    :ivar quiet_tables: extra tables written to the run folder but not printed by generic reporters
+        (a plugin renders them itself in a report section).
     """
 
     run_name: str
@@ -57,6 +59,7 @@ class RunResult:
     extra: dict[str, pd.DataFrame] = field(default_factory=dict)
     run_dir: Path | None = None
     split: str | None = None
+    quiet_tables: set[str] = field(default_factory=set)
 
 
 def default_run_dir(strategy_name: str, dataset_name: str, root: Path = Path("runs"), *, now: datetime | None = None) -> Path:

@@ -39,8 +39,9 @@ def command(
         batch = []
         for run, market in prepared:
             target = default_run_dir(run.name, run.dataset.name, root=out) if out else None
-            with session.console.status(f"running {run.name} on {run.dataset.name}"):
-                batch.append(execute_run(session, run, market, out_dir=target))
+            # a plain line, not a spinner: the run's own stages show rich progress bars
+            session.console.print(f"[bold]running {run.name} on {run.dataset.name}[/]")
+            batch.append(execute_run(session, run, market, out_dir=target))
         if len(dataset) > 1:
             session.console.rule(batch[0].dataset_name)
         render_comparison(batch, session.console)

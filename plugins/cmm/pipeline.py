@@ -25,6 +25,7 @@ from cmm_bt.errors import ConfigError
 
 from cmm_bt_plugins.cmm.moe import MOE_CLASSES
 from cmm_bt_plugins.cmm.probe import FluorescentProbe
+from cmm_bt_plugins.cmm.report import QUIET_TABLES, cmm_bt_report_sections  # noqa: F401  (hook implementation)
 from cmm_bt_plugins.cmm.students import STUDENT_CLASSES
 
 if TYPE_CHECKING:
@@ -289,6 +290,7 @@ def cmm_bt_compute_signals(run: "RunSpec", market: "MarketData", grid: np.ndarra
     lat_rows = lat_rows[np.unique(np.linspace(0, len(lat_rows) - 1, min(len(lat_rows), sc.latency_steps)).round().astype(np.int64))] if len(lat_rows) else lat_rows
     latency = decision_latency(students, moe, lat_fs.X[lat_rows], sc.latency_steps)
     run.extra[EXTRA_KEY] = CMMRun(probe_res, students, moe, signals, quality, weights, latency, info={"rows_train": int(n_tr), "rows_validation": int(len(val_idx))})
+    run.extra["quiet_tables"] = QUIET_TABLES
     tables = run.extra.setdefault("tables", {})
     tables["prediction_quality"] = quality
     tables["cmm_weights"] = weights

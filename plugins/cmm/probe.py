@@ -377,25 +377,26 @@ def _cell_style(v: float) -> str:
 
 
 def render_heatmaps(result: ProbeResult, console: "Console") -> None:
-    """Layers × tasks tables of Φ per regime, cells coloured by value; ``*`` marks the peak band."""
+    """One layers × (regime, task) table of Φ, cells coloured by value; ``*`` marks the peak band."""
     from rich.table import Table
 
-    for r, rname in enumerate(result.regimes):
-        si = result.specialisation[r]
-        title = f"Fluorescent probe Φ ({result.method}) — regime {rname}" + (f", specialisation {si:.3f}" if np.isfinite(si) else "")
-        table = Table(title=title, show_lines=False, header_style="bold")
-        table.add_column("layer", justify="right")
+    spec = ", ".join(f"{r} {si:.3f}" for r, si in zip(result.regimes, result.specialisation) if np.isfinite(si))
+    title = f"Fluorescent probe Φ ({result.method}) per regime and task" + (f" — specialisation {spec}" if spec else "")
+    table = Table(title=title, title_justify="left", header_style="bold")
+    table.add_column("layer", justify="right")
+    for rname in result.regimes:
         for t in result.tasks:
-            table.add_column(t, justify="center")
-        for li, layer in enumerate(result.layers):
-            cells = []
+            table.add_column(f"{rname}\n{t}", justify="center")
+    for li, layer in enumerate(result.layers):
+        cells = []
+        for r in range(len(result.regimes)):
             for t in range(len(result.tasks)):
                 v = float(result.Phi[li, t, r])
                 in_band = result.peak_start[t, r] <= li < result.peak_end[t, r]
                 txt = ("  n/a " if not np.isfinite(v) else f" {v:.3f}") + ("*" if in_band else " ")
                 cells.append(f"[{_cell_style(v)}]{txt}[/]")
-            table.add_row(str(layer), *cells)
-        console.print(table)
+        table.add_row(str(layer), *cells)
+    console.print(table)
 
 
 def plot_heatmaps(result: ProbeResult, path: str | Path) -> Path:

@@ -59,7 +59,8 @@ class RichReport(Reporter):
             style = "green" if curve[-1] > 0 else "red" if curve[-1] < 0 else ""
             console.print(Panel(Text(line, style=style), title="Equity", subtitle=caption, expand=False))
         for name, df in result.extra.items():
-            console.print(self._extra(name, df))
+            if name not in result.quiet_tables:
+                console.print(self._extra(name, df))
 
     # ---------------------------------------------------------------------------------- parts
     def _header(self, result: "RunResult") -> Panel:
