@@ -378,7 +378,7 @@ class OFDDTrainer:
                         st.common_map, st.common_bias = cmap, cbias
                         self._save(key, st)
                     else:
-                        progress.add_task(f"{spec.key} (cached)", total=1, completed=1)
+                        progress.add_task(f"{spec.key} (cached)", total=1, completed=1, info="")
                     trained.append(st)
         finally:
             torch.set_num_threads(prev_threads)

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
+from rich.console import Console
 
 from cmm_bt.errors import ConfigError
 from cmm_bt_plugins.cmm.ofdd import OFDDTrainer, StudentSet, TeacherData, plan_students
@@ -20,10 +23,10 @@ def _probe(s):
     return res, assign_regimes(s.vol, res.thresholds)
 
 
-def _fit(s, student, cache_dir=None, seed=0, probe=None, regimes=None):
+def _fit(s, student, cache_dir=None, seed=0, probe=None, regimes=None, console=None):
     if probe is None:
         probe, regimes = _probe(s)
-    trainer = OFDDTrainer(student, seed=seed, cache_dir=cache_dir)
+    trainer = OFDDTrainer(student, seed=seed, cache_dir=cache_dir, console=console)
     teacher = TeacherData(s.sel, s.features, s.teacher_pred)
     return trainer.fit(s.X, s.Y, s.train, s.val, teacher, regimes=regimes, probe=probe)
 
@@ -84,8 +87,10 @@ def test_cache_is_reused(synthetic, tmp_path):
     first = _fit(s, student, cache_dir=tmp_path, probe=probe, regimes=regimes)
     assert not any(st.cached for st in first.students)
     assert len(list((tmp_path / "students").glob("*.pt"))) == len(first.students) == 1
-    second = _fit(s, student, cache_dir=tmp_path, probe=probe, regimes=regimes)
+    shown = io.StringIO()  # the progress display of cached students renders too (a crash once)
+    second = _fit(s, student, cache_dir=tmp_path, probe=probe, regimes=regimes, console=Console(file=shown, force_terminal=True))
     assert all(st.cached for st in second.students)
+    assert "(cached)" in shown.getvalue()
     p1, e1 = first.predict(s.X[:50])
     p2, e2 = second.predict(s.X[:50])
     assert np.array_equal(p1, p2) and np.allclose(e1, e2)
