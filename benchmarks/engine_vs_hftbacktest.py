@@ -7,14 +7,18 @@
 Both engines get the capture through their own converter (ours: the ``binance`` data plugin; theirs:
 ``hftbacktest.data.utils.binancefutures.convert``), then run the strategy of
 :mod:`cmm_bt.engine.hftbacktest_ref` (or, with ``--replay-only``, no orders) ``--repeat`` times each,
-alternating (ours, hbt, ours, hbt, ...), after one untimed warm-up run each (numba compilation).
-Timed: ours = ``run_backtest`` wall (``BacktestOutput.wall_s``: preparation, both books, the loop,
-building the output tables); hbt = building the backtest from the in-memory array + the jitted run.
-Loading and conversion are not timed.  Medians are reported.
+alternating (ours compiled, ours Python, hbt, ...), after one untimed warm-up run each (numba
+compilation).  Timed: ours = ``run_backtest`` wall (``BacktestOutput.wall_s``: preparation, both books,
+the loop, building the output tables); hbt = building the backtest from the in-memory array + the
+jitted run.  Loading and conversion are not timed.  Medians are reported.
+
+Ours runs twice: with the policy's compiled quoting function (``ExecutionPolicy.compiled``: the whole
+episode inside numba, like hftbacktest's jitted strategy: the like-for-like headline) and with the
+same policy in Python (one Python call per decision step: its row shows that overhead).
 
 ``events`` is the number of rows of hftbacktest's converted array (the issue's 491,973 for the usdm
 BTCUSDT file) and both rates divide that same number by each engine's wall time, so ``ratio`` is
-hbt wall / our wall.  The last line is machine-readable.
+hbt wall / our wall.  The last line (compiled policy) is machine-readable.
 """
 
 from __future__ import annotations
@@ -25,6 +29,10 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+from numba import njit
+
+from cmm_bt.components import NO_PRICE, Quotes
 from cmm_bt.data.schema import Instrument
 from cmm_bt.engine.hftbacktest_ref import MMSpec, ReferenceMM, engine_config, hbt_events_from_binance, run_hbt
 from cmm_bt.engine.loop import run_backtest
@@ -35,15 +43,31 @@ LOTS = {("usdm", "BTCUSDT"): 0.001, ("usdm", "ETHUSDT"): 0.001, ("spot", "BTCUSD
         ("cm", "BTCUSD_PERP"): 1.0}
 
 
+@njit(cache=True)
+def no_quotes(ts, best_bid, best_ask, bid_qty, ask_qty, position, progress, signals, params):
+    return NO_PRICE, 0.0, NO_PRICE, 0.0
+
+
 class Silent(ReferenceMM):
-    """Replay-only twin: never quotes (the loop still runs once per step)."""
+    """Replay-only twin: never quotes (the decision loop still runs once per step)."""
 
     name = "silent"
 
     def quote(self, state):
-        from cmm_bt.components import Quotes
-
         return Quotes()
+
+    def compiled(self):
+        return no_quotes, np.zeros(0)
+
+
+def python_only(policy: ReferenceMM) -> ReferenceMM:
+    """The same policy without its compiled quoting function (the engine calls ``quote`` every step)."""
+
+    class PythonOnly(type(policy)):
+        def compiled(self):
+            return None
+
+    return PythonOnly(policy.config)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -70,42 +94,47 @@ def main(argv: list[str] | None = None) -> None:
     spec = MMSpec()
     cfg = engine_config(spec)
     policy = Silent(Silent.Config()) if a.replay_only else ReferenceMM(ReferenceMM.Config())
-
-    def ours():
-        return run_backtest(market, policy, cfg)
+    py_policy = python_only(policy)
 
     def hbt():
         return run_hbt(data, inst.tick_size, inst.lot_size, spec, replay_only=a.replay_only)
 
     t = time.perf_counter()
-    o, h = ours(), hbt()  # warm-up: numba compilation / cache load
+    o, p, h = run_backtest(market, policy, cfg), run_backtest(market, py_policy, cfg), hbt()  # warm-up
     warm = time.perf_counter() - t
-    w_o, w_h = [], []
+    w_o, w_p, w_h = [], [], []
     for _ in range(a.repeat):
-        o = ours()
+        o = run_backtest(market, policy, cfg)
         w_o.append(o.wall_s)
+        p = run_backtest(market, py_policy, cfg)
+        w_p.append(p.wall_s)
         h = hbt()
         w_h.append(h.wall_s)
-    mo, mh = statistics.median(w_o), statistics.median(w_h)
+    if not (o.fills.equals(p.fills) and o.counters == p.counters):
+        raise SystemExit("compiled and Python policy runs differ")
+    mo, mp, mh = statistics.median(w_o), statistics.median(w_p), statistics.median(w_h)
     steps = len(o.steps)
     fills_o = len(o.fills)
     pnl_o = float(o.steps.equity.iloc[-1]) if steps else 0.0
-    lat = o.steps.decision_latency_ns.to_numpy()
+    lat = p.steps.decision_latency_ns.to_numpy()
     x, y = n / mo, n / mh
 
     print(f"data          {' + '.join(str(f) for f in files)}")
     print(f"mode          {'replay only (no orders)' if a.replay_only else 'market maker, 100 ms re-quote'}")
     print(f"load/convert  ours {load_ours:.2f} s ({len(market.events):,} events)   "
           f"hbt {load_hbt:.2f} s ({n:,} events)   warm-up {warm:.2f} s   (not timed)")
-    print(f"{'engine':<12}{'median wall':>12}{'min wall':>10}{'events/s':>14}{'steps':>8}{'steps/s':>10}"
-          f"{'fills':>7}{'pnl':>12}")
-    print(f"{'cmm-bt':<12}{mo:>11.4f}s{min(w_o):>9.4f}s{x:>14,.0f}{steps:>8}{steps / mo:>10,.0f}{fills_o:>7}"
-          f"{pnl_o:>12.4f}")
-    print(f"{'hftbacktest':<12}{mh:>11.4f}s{min(w_h):>9.4f}s{y:>14,.0f}{h.steps:>8}{h.steps / mh:>10,.0f}"
-          f"{h.fills:>7}{h.pnl:>12.4f}")
+    print(f"{'engine':<20}{'median wall':>12}{'min wall':>10}{'events/s':>14}{'ratio':>7}{'steps':>8}"
+          f"{'decisions/s':>12}{'fills':>7}{'pnl':>12}")
+    for name, m, w, nsteps, fills, pnl in [
+        ("cmm-bt compiled", mo, w_o, steps, fills_o, pnl_o),
+        ("cmm-bt Python", mp, w_p, steps, fills_o, pnl_o),
+        ("hftbacktest", mh, w_h, h.steps, h.fills, h.pnl),
+    ]:
+        print(f"{name:<20}{m:>11.4f}s{min(w):>9.4f}s{n / m:>14,.0f}{mh / m:>7.3f}{nsteps:>8}{nsteps / m:>12,.0f}"
+              f"{fills:>7}{pnl:>12.4f}")
     if steps:
-        print(f"cmm-bt policy call per step: p50 {float(sorted(lat)[len(lat) // 2]) / 1e3:.1f} us   "
-              f"decisions/s {steps / mo:,.0f}")
+        print(f"cmm-bt Python policy: call per step p50 {float(sorted(lat)[len(lat) // 2]) / 1e3:.1f} us, "
+              f"decisions/s {steps / mp:,.0f}, ratio {mh / mp:.3f}")
     print(f"events={n} ours_events_per_s={x:.0f} hbt_events_per_s={y:.0f} ratio={x / y:.3f} "
           f"fills_ours={fills_o} fills_hbt={h.fills} pnl_ours={pnl_o:.4f} pnl_hbt={h.pnl:.4f}")
     sys.stdout.flush()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 
     from cmm_bt.data.schema import Instrument, MarketData
     from cmm_bt.results import RunResult
+
+#: "No order on this side" as an int64 price, for compiled quoting functions (:meth:`ExecutionPolicy.compiled`).
+NO_PRICE: int = int(np.iinfo(np.int64).min)
 
 KINDS: tuple[str, ...] = ("data", "teacher", "probe", "student", "moe", "execution", "reporter")
 
@@ -138,6 +141,18 @@ class ExecutionPolicy(Component):
 
     def quote(self, state: DecisionState) -> Quotes:
         raise NotImplementedError
+
+    def compiled(self) -> "tuple[Callable, np.ndarray] | None":
+        """Optional numba fast path: ``(fn, params)``, or None (the default: the engine calls :meth:`quote`).
+
+        ``fn`` is a ``numba.njit`` function ``fn(ts, best_bid, best_ask, bid_qty, ask_qty, position,
+        episode_progress, signals, params) -> (bid_price, bid_qty, ask_price, ask_qty)`` (int64 ticks and
+        float64 quantities; arguments as in :class:`DecisionState`, ``signals`` the step's signal values in
+        column order, ``params`` this float64 array; a side without an order has price ``NO_PRICE`` or
+        qty <= 0).  It must quote exactly like :meth:`quote`.  Without per-quote / per-fill hooks the
+        engine then runs whole episodes inside numba (``decision_latency_ns`` is 0: not measured).
+        """
+        return None
 
     def quote_batch(self, arrays: dict[str, np.ndarray]) -> None:
         """Optional vectorised fast path; not used by the engine yet."""

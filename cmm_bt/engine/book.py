@@ -1,9 +1,14 @@
-"""Dense L2 book over integer tick indices, shared by the exchange kernel and the local-view pass.
+"""L2 book over a compact price ladder, shared by the exchange kernel and the local view.
 
-A book is a ``float64[2, n]`` array: row 0 holds bid quantities, row 1 ask quantities, column ``j``
-is the price ``offset + j`` in ticks.  Best prices live in an ``int64[2]`` array ``bests``:
-``bests[0]`` is the best bid index (``-1`` when the bid side is empty) and ``bests[1]`` the best
-ask index (``n`` when empty).  A level update that crosses the other side deletes the crossed
+The **ladder** is the sorted array of distinct prices (ticks) of a replay's BOOK and TRADE events;
+an event's ``lv`` is the index of its price on the ladder.  A book is a ``float64[2, nlv]`` array
+over ladder indices: row 0 bid quantities, row 1 ask quantities.  Prices without a ladder entry
+never carry quantity, so scanning ladder indices finds exactly the levels a dense per-tick array
+would, without the memory of a range spanned by a few far-away levels.
+
+``bests`` (``int64[6]``): best bid index (``-1`` when the bid side is empty), best ask index
+(``nlv`` when empty), then the lowest / highest index ever set on the bid and on the ask side
+(the scan and clear bounds).  A level update that crosses the other side deletes the crossed
 opposite levels (the newer information wins), so the book is never crossed.
 """
 
@@ -12,15 +17,15 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from cmm_bt.data.schema import ASK, BID, BOOK, CLEAR
+from cmm_bt.data.schema import BID, BOOK, CLEAR
 
-#: Extra ticks added on each side of the data's price range (room for quotes away from the data).
+#: Extra ticks on each side of the data's price range inside which quotes are accepted.
 PRICE_MARGIN = 2000
-#: Refuse dense books larger than this many ticks (memory guard).
-MAX_TICKS = 50_000_000
+#: Widest price range (ticks) whose ladder is built with a bitmap; wider ones use a sort.
+BITMAP_MAX_TICKS = 1 << 28
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def scan_down(row, start, lo):
     """Highest index in ``[lo, start]`` with positive quantity, or -1."""
     j = start
@@ -31,7 +36,7 @@ def scan_down(row, start, lo):
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def scan_up(row, start, hi, n):
     """Lowest index in ``[start, hi]`` with positive quantity, or ``n``."""
     j = max(start, 0)
@@ -43,11 +48,11 @@ def scan_up(row, start, hi, n):
 
 
 def new_bests(n: int) -> np.ndarray:
-    """Empty-book ``bests``: best bid, best ask, then the lowest / highest index ever set per side."""
+    """Empty-book ``bests`` over ``n`` ladder levels."""
     return np.array([-1, n, n, -1, n, -1], dtype=np.int64)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def book_set(book, bests, row, p, q):
     """Set level ``p`` of side ``row`` (0 bid, 1 ask) to ``q``; keep bests; return the previous qty."""
     n = book.shape[1]
@@ -82,9 +87,9 @@ def book_set(book, bests, row, p, q):
     return prev
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def book_clear(book, bests, row):
-    """Drop one side of the book (only the span ever written is touched)."""
+    """Drop one side of the book (only the span of ladder indices ever set is touched)."""
     n = book.shape[1]
     w = 2 + 2 * row
     for j in range(bests[w], bests[w + 1] + 1):
@@ -97,9 +102,9 @@ def book_clear(book, bests, row):
         bests[1] = n
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def apply_market_event(book, bests, kind, side, p, q):
-    """Apply one BOOK or CLEAR event (TRADE events do not change an L2 book)."""
+    """Apply one BOOK or CLEAR event at ladder index ``p`` (TRADE events do not change an L2 book)."""
     if kind == BOOK:
         book_set(book, bests, 0 if side == BID else 1, p, q)
     elif kind == CLEAR:
@@ -107,66 +112,30 @@ def apply_market_event(book, bests, kind, side, p, q):
 
 
 @njit(cache=True)
-def local_top_of_book(lts, kind, side, px, qty, book, bests, queries):
-    """Top of the book as seen locally at each query time (ascending).
-
-    The event arrays are in local-time order (``lts`` ascending); at query ``t`` all events with
-    ``lts <= t`` are in.  Returns best bid / ask indices (the last valid value is kept
-    while a side is empty, -1 / ``n`` before it was ever seen), their quantities and a two-sided flag.
-    ``book`` / ``bests`` are empty work arrays (``np.zeros((2, n))``, :func:`new_bests`).
-    """
-    n = book.shape[1]
-    m = queries.shape[0]
-    bb = np.empty(m, dtype=np.int64)
-    ba = np.empty(m, dtype=np.int64)
-    bq = np.zeros(m)
-    aq = np.zeros(m)
-    two = np.zeros(m, dtype=np.bool_)
-    last_b = -1
-    last_a = n
-    k = 0
-    ne = lts.shape[0]
-    for i in range(m):
-        t = queries[i]
-        while k < ne and lts[k] <= t:
-            e = k
-            apply_market_event(book, bests, kind[e], side[e], px[e], qty[e])
-            k += 1
-        if bests[0] >= 0:
-            last_b = bests[0]
-            bq[i] = book[0, bests[0]]
-        if bests[1] < n:
-            last_a = bests[1]
-            aq[i] = book[1, bests[1]]
-        bb[i] = last_b
-        ba[i] = last_a
-        two[i] = bests[0] >= 0 and bests[1] < n
-    return bb, ba, bq, aq, two
-
-
-@njit(cache=True)
-def first_two_sided(lts, kind, side, px, qty, book, bests, starts, ends):
+def first_two_sided(lts, kind, side, lv, qty, perm, n, starts, ends):
     """For each window ``[starts[j], ends[j])`` (ascending), the first local time ``>= starts[j]`` at which
-    the local book is two-sided, or -1 when it never is inside the window."""
-    n = book.shape[1]
+    the local book is two-sided, or -1 when it never is inside the window.  Events are taken in
+    local-time order ``perm``; ``n`` is the ladder size."""
+    book = np.zeros((2, n))
+    bests = np.array([-1, n, n, -1, n, -1], dtype=np.int64)
     m = starts.shape[0]
     out = np.full(m, -1, dtype=np.int64)
     k = 0
-    ne = lts.shape[0]
+    ne = perm.shape[0]
     for j in range(m):
         t = starts[j]
-        while k < ne and lts[k] <= t:
-            e = k
-            apply_market_event(book, bests, kind[e], side[e], px[e], qty[e])
+        while k < ne and lts[perm[k]] <= t:
+            e = perm[k]
+            apply_market_event(book, bests, kind[e], side[e], lv[e], qty[e])
             k += 1
         if bests[0] >= 0 and bests[1] < n:
             out[j] = t
             continue
-        while k < ne and lts[k] < ends[j]:
-            tk = lts[k]
-            while k < ne and lts[k] == tk:
-                e = k
-                apply_market_event(book, bests, kind[e], side[e], px[e], qty[e])
+        while k < ne and lts[perm[k]] < ends[j]:
+            tk = lts[perm[k]]
+            while k < ne and lts[perm[k]] == tk:
+                e = perm[k]
+                apply_market_event(book, bests, kind[e], side[e], lv[e], qty[e])
                 k += 1
             if bests[0] >= 0 and bests[1] < n:
                 out[j] = tk
@@ -174,29 +143,100 @@ def first_two_sided(lts, kind, side, px, qty, book, bests, starts, ends):
     return out
 
 
-def price_grid(price: np.ndarray, ev: np.ndarray) -> tuple[int, int]:
-    """``(offset, n)`` of a dense book covering the prices of BOOK and TRADE events plus a margin."""
+@njit(cache=True, inline="always")
+def _popcount(x):
+    """Set bits of a uint64."""
+    x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
+    x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
+    x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+    return np.int64((x * np.uint64(0x0101010101010101)) >> np.uint64(56))
+
+
+@njit(cache=True)
+def _price_span(kind, price):
+    """Lowest and highest price of the non-CLEAR events (``hi < lo`` when there are none)."""
+    lo = np.iinfo(np.int64).max
+    hi = np.iinfo(np.int64).min
+    for e in range(kind.shape[0]):
+        if kind[e] != CLEAR:
+            p = price[e]
+            if p < lo:
+                lo = p
+            if p > hi:
+                hi = p
+    return lo, hi
+
+
+@njit(cache=True)
+def _bitmap_ladder(kind, price, lo, hi):
+    """Ladder and per-event ladder index from a bitmap over ``[lo, hi]`` (ranks by popcount)."""
+    nw = ((hi - lo) >> 6) + 1
+    bits = np.zeros(nw, dtype=np.uint64)
+    ne = kind.shape[0]
+    for e in range(ne):
+        if kind[e] != CLEAR:
+            d = price[e] - lo
+            bits[d >> 6] |= np.uint64(1) << np.uint64(d & 63)
+    before = np.empty(nw, dtype=np.int64)  # set bits in the words before
+    n = 0
+    for w in range(nw):
+        before[w] = n
+        n += _popcount(bits[w])
+    ladder = np.empty(n, dtype=np.int64)
+    for w in range(nw):
+        x = bits[w]
+        r = before[w]
+        b = 0
+        while x != np.uint64(0):
+            if x & np.uint64(1):
+                ladder[r] = lo + (w << 6) + b
+                r += 1
+            x >>= np.uint64(1)
+            b += 1
+    lv = np.zeros(ne, dtype=np.int64)
+    for e in range(ne):
+        if kind[e] != CLEAR:
+            d = price[e] - lo
+            w = d >> 6
+            mask = (np.uint64(1) << np.uint64(d & 63)) - np.uint64(1)
+            lv[e] = before[w] + _popcount(bits[w] & mask)
+    return ladder, lv
+
+
+def build_ladder(kind: np.ndarray, price: np.ndarray, bitmap_max: int = BITMAP_MAX_TICKS):
+    """``(ladder, lv, lo, hi)``: the distinct prices of the BOOK and TRADE events (ascending), each event's
+    index on it (0 for CLEAR) and the lowest / highest price.  Raises ``DataError`` without such events."""
     from cmm_bt.errors import DataError
 
-    mask = ev != CLEAR
-    if not mask.any():
+    lo, hi = _price_span(kind, price)
+    if hi < lo:
         raise DataError("no BOOK or TRADE events to replay", key="price")
-    p = price[mask]
-    lo, hi = int(p.min()), int(p.max())
-    n = hi - lo + 1 + 2 * PRICE_MARGIN
-    if n > MAX_TICKS:
-        raise DataError(f"price range of {hi - lo} ticks is too wide for the dense book (max {MAX_TICKS})", key="price")
-    return lo - PRICE_MARGIN, n
+    if hi - lo < bitmap_max:
+        ladder, lv = _bitmap_ladder(kind, price, lo, hi)
+    else:
+        live = kind != CLEAR
+        ladder, inv = np.unique(price[live], return_inverse=True)
+        lv = np.zeros(kind.size, dtype=np.int64)
+        lv[live] = inv
+    return ladder, lv, int(lo), int(hi)
+
+
+@njit(cache=True, inline="always")
+def ladder_index(ladder, price):
+    """Ladder index of ``price`` in ticks, or -1 when no event ever had that price."""
+    j = np.searchsorted(ladder, price)
+    if j < ladder.shape[0] and ladder[j] == price:
+        return j
+    return -1
 
 
 __all__ = [
-    "ASK",
-    "BID",
     "PRICE_MARGIN",
     "apply_market_event",
     "book_clear",
     "book_set",
+    "build_ladder",
     "first_two_sided",
-    "local_top_of_book",
-    "price_grid",
+    "ladder_index",
+    "new_bests",
 ]

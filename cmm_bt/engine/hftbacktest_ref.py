@@ -31,9 +31,10 @@ from pathlib import Path
 from typing import ClassVar, Sequence
 
 import numpy as np
+from numba import njit
 from pydantic import Field
 
-from cmm_bt.components import DecisionState, ExecutionPolicy, Params, Quotes
+from cmm_bt.components import NO_PRICE, DecisionState, ExecutionPolicy, Params, Quotes
 from cmm_bt.engine.config import EngineConfig
 
 
@@ -62,6 +63,19 @@ def quote_ticks(best_bid: int, best_ask: int, position: float, spec: MMSpec) -> 
     return bid, ask, position < spec.max_position - 1e-9, position > -spec.max_position + 1e-9
 
 
+@njit(cache=True)
+def reference_quote(ts, best_bid, best_ask, bid_qty, ask_qty, position, progress, signals, params):
+    """:func:`quote_ticks` as a compiled quoting function; ``params`` = order qty, half spread, skew unit,
+    max position."""
+    qty, half, unit, max_pos = params[0], params[1], params[2], params[3]
+    skew = round(position / unit)
+    mid = 0.5 * (best_bid + best_ask)
+    bid = min(int(math.floor(mid - half)) - skew, best_ask - 1)
+    ask = max(int(math.ceil(mid + half)) - skew, best_bid + 1)
+    return (bid if position < max_pos - 1e-9 else NO_PRICE, qty,
+            ask if position > -max_pos + 1e-9 else NO_PRICE, qty)
+
+
 class ReferenceMM(ExecutionPolicy):
     """The differential-test market maker (see the module docstring)."""
 
@@ -83,6 +97,10 @@ class ReferenceMM(ExecutionPolicy):
         bid, ask, wb, wa = quote_ticks(state.best_bid, state.best_ask, state.position, self.spec)
         q = self.spec.order_qty
         return Quotes(bid if wb else None, q, ask if wa else None, q)
+
+    def compiled(self):
+        sp = self.spec
+        return reference_quote, np.array([sp.order_qty, sp.half_spread_ticks, sp.skew_unit, sp.max_position])
 
 
 def engine_config(spec: MMSpec = MMSpec(), **overrides) -> EngineConfig:
@@ -287,4 +305,4 @@ def run_hbt(data: np.ndarray, tick_size: float, lot_size: float, spec: MMSpec = 
 
 
 __all__ = ["HbtResult", "MMSpec", "ReferenceMM", "engine_config", "hbt_asset", "hbt_events_from_binance",
-           "quote_ticks", "run_hbt"]
+           "quote_ticks", "reference_quote", "run_hbt"]

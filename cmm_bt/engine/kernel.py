@@ -1,16 +1,22 @@
 """The compiled exchange simulator: matching of the agent's orders against a replayed L2 book.
 
-Everything here is ``numba.njit``; Python calls it once per decision step (:func:`advance`, then
-:func:`apply_quotes`), never per market event.  :class:`Exchange` owns the state arrays.
+Everything here is ``numba.njit``.  Python calls :func:`step` once per decision step (it applies the
+previous step's quotes, advances the exchange and the local view to the step time and returns the
+local top of book), never per market event; :mod:`cmm_bt.engine.compiled` runs the same helpers
+with a compiled policy for a whole episode.  :class:`Exchange` owns the state arrays.
 
 State layout (all plain numpy arrays so numba can cache the compiled code):
 
-* ``st`` int64 scalars (``S_*``), ``acct`` float64 money/position (``A_*``), ``prm`` float64 and
-  ``iprm`` int64 parameters (``P_*``, ``I_*``);
-* ``book`` float64[2, n] exchange-side book and ``bests`` int64[2] (see :mod:`cmm_bt.engine.book`);
+* events in exchange order: ``ts``, ``lts`` (local times), ``kind``, ``side``, ``lv`` (ladder
+  index, see :mod:`cmm_bt.engine.book`), ``qty``; ``perm`` is their local-time order; ``ladder``
+  the prices (ticks);
+* ``books`` float64[2, 2, nlv] and ``bests`` int64[2, 6]: the exchange book (0) and the local book (1);
+* ``st`` int64 counters, pointers and integer parameters (``S_*``, ``I_*``); ``fl`` float64
+  money/position (``A_*``) and parameters (``P_*``);
 * the order table ``o_i`` int64[C, 5] / ``o_f`` float64[C, 4] (``OI_*``, ``OF_*``);
 * the FIFO of requests in flight ``rq`` int64[R, 4] (arrival time, kind, slot, order id);
-* the fill log ``f_i`` int64[F, 6] / ``f_f`` float64[F, 3] (``FI_*``, ``FF_*``).
+* the fill log ``f_i`` int64[F, 6] / ``f_f`` float64[F, 3] (``FI_*``, ``FF_*``);
+* ``rec`` float64[steps, 8], one row per decision step (``R_*``).
 """
 
 from __future__ import annotations
@@ -20,19 +26,21 @@ import math
 import numpy as np
 from numba import njit
 
+from cmm_bt.components import NO_PRICE
 from cmm_bt.data.schema import BID, BOOK, CLEAR, TRADE
-from cmm_bt.engine.book import book_clear, book_set, new_bests, scan_down, scan_up
+from cmm_bt.engine.book import apply_market_event, book_clear, book_set, ladder_index, new_bests, scan_down, scan_up
 
-# st
+# st: counters and pointers
 S_EV, S_RQH, S_RQT, S_NFILL, S_NSLOT, S_NEXT_ID, S_SUB, S_CXL, S_REJ, S_FILLED, S_EVENTS = range(11)
-S_EPISODE, S_KNOWN, S_CUR_B, S_CURID_B, S_CUR_A, S_CURID_A, S_RR = range(11, 18)
-S_REJ_POST, S_REJ_LIMIT, S_REJ_RANGE, S_TAKER_ORDERS = range(18, 22)
-N_ST = 22
-# acct
+S_EPISODE, S_KNOWN, S_CUR_B, S_CURID_B, S_CUR_A, S_CURID_A = range(11, 17)
+S_REJ_POST, S_REJ_LIMIT, S_REJ_RANGE, S_TAKER_ORDERS, S_LEV, S_LAST_B, S_LAST_A, S_STEP = range(17, 25)
+# st: integer parameters (accepted quote prices [I_LO, I_HI] in ticks, latencies in ns)
+I_LO, I_HI, I_QMODEL, I_PARTIAL, I_POST, I_ENTRY, I_RESP = range(25, 32)
+N_ST = 32
+# fl: account and float parameters
 A_POS, A_CASH, A_FEES, A_VOL, A_LPOS = range(5)
-# prm / iprm
-P_TV, P_MFEE, P_TFEE, P_LIMIT, P_LOT, P_QEXP = range(6)
-I_OFFSET, I_N, I_QMODEL, I_PARTIAL, I_POST, I_ENTRY, I_RESP = range(7)
+P_TV, P_MFEE, P_TFEE, P_LIMIT, P_LOT, P_QEXP = range(5, 11)
+N_FL = 11
 # orders
 OI_ID, OI_SIDE, OI_PX, OI_STATUS, OI_DONE_TS = range(5)
 OF_QTY, OF_LEAVES, OF_FRONT, OF_CUM = range(4)
@@ -42,26 +50,26 @@ RQ_NEW, RQ_CANCEL = 1, 2
 # fills
 FI_TS, FI_OID, FI_SIDE, FI_PX, FI_MAKER, FI_EPISODE = range(6)
 FF_QTY, FF_FEE, FF_MID = range(3)
+# rec: per decision step (exchange-side position and cash, local top of book, the quotes sent)
+R_POS, R_CASH, R_BID, R_ASK, R_BIDQ, R_ASKQ, R_BIDQUOTE, R_ASKQUOTE = range(8)
+N_REC = 8
 
-NO_PRICE = np.iinfo(np.int64).min
 _MAX_TS = np.iinfo(np.int64).max
 _EPS = 1e-9
 #: Most price levels one crossing order walks; any remainder rests at its limit price.
 MAX_WALK = 64
-#: Codes returned by :func:`advance` / :func:`apply_quotes`.
+#: Codes returned by the kernels.
 OK, NEED_FILL_SPACE, ORDER_TABLE_FULL, REQUEST_QUEUE_FULL = 0, 1, 2, 3
 
 
 @njit(cache=True)
-def _record_fill(st, acct, prm, iprm, bests, f_i, f_f, oid, side, px, qty, maker, ts):
-    n = iprm[I_N]
-    price = iprm[I_OFFSET] + px
-    notional = qty * price * prm[P_TV]
-    fee = (prm[P_MFEE] if maker else prm[P_TFEE]) * abs(notional)
-    acct[A_POS] += side * qty
-    acct[A_CASH] -= side * notional + fee
-    acct[A_FEES] += fee
-    acct[A_VOL] += qty
+def _record_fill(st, fl, ladder, bests, f_i, f_f, oid, side, price, qty, maker, ts):
+    notional = qty * price * fl[P_TV]
+    fee = (fl[P_MFEE] if maker else fl[P_TFEE]) * abs(notional)
+    fl[A_POS] += side * qty
+    fl[A_CASH] -= side * notional + fee
+    fl[A_FEES] += fee
+    fl[A_VOL] += qty
     k = st[S_NFILL]
     f_i[k, FI_TS] = ts
     f_i[k, FI_OID] = oid
@@ -71,16 +79,16 @@ def _record_fill(st, acct, prm, iprm, bests, f_i, f_f, oid, side, px, qty, maker
     f_i[k, FI_EPISODE] = st[S_EPISODE]
     f_f[k, FF_QTY] = qty
     f_f[k, FF_FEE] = fee
-    if bests[0] >= 0 and bests[1] < n:
-        f_f[k, FF_MID] = iprm[I_OFFSET] + 0.5 * (bests[0] + bests[1])
+    if bests[0] >= 0 and bests[1] < ladder.shape[0]:
+        f_f[k, FF_MID] = 0.5 * (ladder[bests[0]] + ladder[bests[1]])
     else:
         f_f[k, FF_MID] = np.nan
     st[S_NFILL] = k + 1
 
 
 @njit(cache=True)
-def _fill_order(st, acct, prm, iprm, bests, o_i, o_f, f_i, f_f, slot, qty, px, maker, ts):
-    _record_fill(st, acct, prm, iprm, bests, f_i, f_f, o_i[slot, OI_ID], o_i[slot, OI_SIDE], px, qty, maker, ts)
+def _fill_order(st, fl, ladder, bests, o_i, o_f, f_i, f_f, slot, qty, price, maker, ts):
+    _record_fill(st, fl, ladder, bests, f_i, f_f, o_i[slot, OI_ID], o_i[slot, OI_SIDE], price, qty, maker, ts)
     left = o_f[slot, OF_LEAVES] - qty
     if left <= _EPS * max(1.0, o_f[slot, OF_QTY]):
         o_f[slot, OF_LEAVES] = 0.0
@@ -126,18 +134,17 @@ def _queue_depth(o_f, slot, prev, new, qmodel, qexp):
 
 
 @njit(cache=True, inline="always")
-def _on_trade(st, acct, prm, iprm, bests, o_i, o_f, f_i, f_f, aggr, p, q, ts):
-    nslot = st[S_NSLOT]
-    partial = iprm[I_PARTIAL] != 0
-    lot = prm[P_LOT]
-    for s in range(nslot):
+def _on_trade(st, fl, ladder, bests, o_i, o_f, f_i, f_f, aggr, p, q, ts):
+    """A trade at ``p`` ticks of ``q`` with aggressor ``aggr``: trade-through fills and queue advance."""
+    partial = st[I_PARTIAL] != 0
+    lot = fl[P_LOT]
+    for s in range(st[S_NSLOT]):
         if o_i[s, OI_STATUS] != LIVE or o_i[s, OI_SIDE] == aggr:
             continue
         px = o_i[s, OI_PX]
-        side = o_i[s, OI_SIDE]
-        through = (px < p) if side != BID else (px > p)
+        through = (px < p) if o_i[s, OI_SIDE] != BID else (px > p)
         if through:
-            _fill_order(st, acct, prm, iprm, bests, o_i, o_f, f_i, f_f, s, o_f[s, OF_LEAVES], px, True, ts)
+            _fill_order(st, fl, ladder, bests, o_i, o_f, f_i, f_f, s, o_f[s, OF_LEAVES], px, True, ts)
         elif px == p:
             o_f[s, OF_FRONT] -= q
             o_f[s, OF_CUM] += q
@@ -148,43 +155,46 @@ def _on_trade(st, acct, prm, iprm, bests, o_i, o_f, f_i, f_f, aggr, p, q, ts):
                     o_f[s, OF_FRONT] += fq
                 else:
                     fq = o_f[s, OF_LEAVES]
-                _fill_order(st, acct, prm, iprm, bests, o_i, o_f, f_i, f_f, s, fq, px, True, ts)
+                _fill_order(st, fl, ladder, bests, o_i, o_f, f_i, f_f, s, fq, px, True, ts)
 
 
 @njit(cache=True)
-def _check_crossed(st, acct, prm, iprm, bests, o_i, o_f, f_i, f_f, ts):
+def _check_crossed(st, fl, ladder, bests, o_i, o_f, f_i, f_f, ts):
     """Fill resting orders that the opposite best quote reached (book depletion / crossing)."""
-    n = iprm[I_N]
+    n = ladder.shape[0]
     for s in range(st[S_NSLOT]):
         if o_i[s, OI_STATUS] != LIVE:
             continue
         px = o_i[s, OI_PX]
         if o_i[s, OI_SIDE] == BID:
-            hit = bests[1] < n and px >= bests[1]
+            hit = bests[1] < n and px >= ladder[bests[1]]
         else:
-            hit = bests[0] >= 0 and px <= bests[0]
+            hit = bests[0] >= 0 and px <= ladder[bests[0]]
         if hit:
-            _fill_order(st, acct, prm, iprm, bests, o_i, o_f, f_i, f_f, s, o_f[s, OF_LEAVES], px, True, ts)
+            _fill_order(st, fl, ladder, bests, o_i, o_f, f_i, f_f, s, o_f[s, OF_LEAVES], px, True, ts)
 
 
 @njit(cache=True, inline="always")
-def _on_book(st, acct, prm, iprm, book, bests, o_i, o_f, f_i, f_f, side, p, q, ts):
+def _on_book(st, fl, ladder, book, bests, o_i, o_f, f_i, f_f, side, lv, q, ts):
+    """A level update at ladder index ``lv``: queue models of our orders there, then crossing fills."""
     b0 = bests[0]
     a0 = bests[1]
-    row = 0 if side == BID else 1
-    prev = book_set(book, bests, row, p, q)
-    qmodel = iprm[I_QMODEL]
-    qexp = prm[P_QEXP]
-    for s in range(st[S_NSLOT]):
+    prev = book_set(book, bests, 0 if side == BID else 1, lv, q)
+    nslot = st[S_NSLOT]
+    if nslot == 0:
+        return
+    p = ladder[lv]
+    for s in range(nslot):
         if o_i[s, OI_STATUS] == LIVE and o_i[s, OI_SIDE] == side and o_i[s, OI_PX] == p:
-            _queue_depth(o_f, s, prev, q, qmodel, qexp)
+            _queue_depth(o_f, s, prev, q, st[I_QMODEL], fl[P_QEXP])
     if bests[0] != b0 or bests[1] != a0:
-        _check_crossed(st, acct, prm, iprm, bests, o_i, o_f, f_i, f_f, ts)
+        _check_crossed(st, fl, ladder, bests, o_i, o_f, f_i, f_f, ts)
 
 
 @njit(cache=True)
-def _on_new(st, acct, prm, iprm, book, bests, o_i, o_f, f_i, f_f, s, ts):
-    n = iprm[I_N]
+def _on_new(st, fl, ladder, book, bests, o_i, o_f, f_i, f_f, s, ts):
+    """A new order reaches the exchange: position limit, post-only / taking, or rest."""
+    n = ladder.shape[0]
     side = o_i[s, OI_SIDE]
     px = o_i[s, OI_PX]
     qty = o_f[s, OF_QTY]
@@ -193,18 +203,18 @@ def _on_new(st, acct, prm, iprm, book, bests, o_i, o_f, f_i, f_f, s, ts):
     for k in range(st[S_NSLOT]):
         if k != s and o_i[k, OI_STATUS] == LIVE and o_i[k, OI_SIDE] == side:
             open_q += o_f[k, OF_LEAVES]
-    if side * acct[A_POS] + open_q + qty > prm[P_LIMIT] + _EPS:
+    if side * fl[A_POS] + open_q + qty > fl[P_LIMIT] + _EPS:
         o_i[s, OI_STATUS] = DONE
         o_i[s, OI_DONE_TS] = ts
         st[S_REJ] += 1
         st[S_REJ_LIMIT] += 1
         return
     if side == BID:
-        cross = bests[1] < n and px >= bests[1]
+        cross = bests[1] < n and px >= ladder[bests[1]]
     else:
-        cross = bests[0] >= 0 and px <= bests[0]
+        cross = bests[0] >= 0 and px <= ladder[bests[0]]
     if cross:
-        if iprm[I_POST] != 0:
+        if st[I_POST] != 0:
             o_i[s, OI_STATUS] = DONE
             o_i[s, OI_DONE_TS] = ts
             st[S_REJ] += 1
@@ -215,85 +225,161 @@ def _on_new(st, acct, prm, iprm, book, bests, o_i, o_f, f_i, f_f, s, ts):
         walked = 0
         if side == BID:
             j = bests[1]
-            while o_i[s, OI_STATUS] == LIVE and j < n and j <= px and walked < MAX_WALK:
+            while o_i[s, OI_STATUS] == LIVE and j < n and ladder[j] <= px and walked < MAX_WALK:
                 fq = min(o_f[s, OF_LEAVES], book[1, j])
-                _fill_order(st, acct, prm, iprm, bests, o_i, o_f, f_i, f_f, s, fq, j, False, ts)
+                _fill_order(st, fl, ladder, bests, o_i, o_f, f_i, f_f, s, fq, ladder[j], False, ts)
                 j = scan_up(book[1], j + 1, bests[5], n)
                 walked += 1
         else:
             j = bests[0]
-            while o_i[s, OI_STATUS] == LIVE and j >= 0 and j >= px and walked < MAX_WALK:
+            while o_i[s, OI_STATUS] == LIVE and j >= 0 and ladder[j] >= px and walked < MAX_WALK:
                 fq = min(o_f[s, OF_LEAVES], book[0, j])
-                _fill_order(st, acct, prm, iprm, bests, o_i, o_f, f_i, f_f, s, fq, j, False, ts)
+                _fill_order(st, fl, ladder, bests, o_i, o_f, f_i, f_f, s, fq, ladder[j], False, ts)
                 j = scan_down(book[0], j - 1, bests[2])
                 walked += 1
         o_f[s, OF_FRONT] = 0.0  # any remainder rests ahead of the (stale) level at its price
         o_f[s, OF_CUM] = 0.0
         return
     o_i[s, OI_STATUS] = LIVE
-    o_f[s, OF_FRONT] = book[0 if side == BID else 1, px]
+    j = ladder_index(ladder, px)
+    o_f[s, OF_FRONT] = book[0 if side == BID else 1, j] if j >= 0 else 0.0
     o_f[s, OF_CUM] = 0.0
 
 
-@njit(cache=True)
-def advance(ev_ts, ev_kind, ev_side, ev_px, ev_qty, book, bests, st, acct, prm, iprm, o_i, o_f, rq, f_i, f_f, until):
+@njit(cache=True, inline="always")
+def _on_request(st, fl, ladder, book, bests, o_i, o_f, rq, f_i, f_f, h, tr):
+    """Request ``h`` of the FIFO arrives at the exchange at ``tr``."""
+    s = rq[h, 2]
+    if o_i[s, OI_ID] == rq[h, 3]:
+        if rq[h, 1] == RQ_NEW:
+            if o_i[s, OI_STATUS] == PENDING:
+                _on_new(st, fl, ladder, book, bests, o_i, o_f, f_i, f_f, s, tr)
+        elif o_i[s, OI_STATUS] == LIVE:
+            o_i[s, OI_STATUS] = DONE
+            o_i[s, OI_DONE_TS] = tr
+            st[S_CXL] += 1
+    st[S_RQH] = h + 1
+
+
+@njit(cache=True, inline="always")
+def _advance_exchange(ts, kind, side, lv, qty, ladder, book, bests, st, fl, o_i, o_f, rq, f_i, f_f, until):
     """Process market events (``exch_ts <= until``) and request arrivals (``<= until``) in time order.
 
     At equal timestamps market events go first.  Afterwards fills with ``ts + response latency <=
     until`` are added to the locally known position.  Returns ``OK`` or ``NEED_FILL_SPACE`` (grow
     the fill log and call again; nothing is lost).
     """
-    ne = ev_ts.shape[0]
+    ne = ts.shape[0]
     cap = f_i.shape[0]
     i = st[S_EV]
-    n_done = 0
+    i0 = i
     code = OK
     while True:
         if st[S_NFILL] + st[S_NSLOT] + MAX_WALK + 2 >= cap:
             code = NEED_FILL_SPACE
             break
         h = st[S_RQH]
-        te = ev_ts[i] if i < ne else _MAX_TS
+        te = ts[i] if i < ne else _MAX_TS
         tr = rq[h, 0] if h < st[S_RQT] else _MAX_TS
         if te <= tr:
             if te > until:
                 break
-            k = ev_kind[i]
+            k = kind[i]
             if k == BOOK:
-                _on_book(st, acct, prm, iprm, book, bests, o_i, o_f, f_i, f_f, ev_side[i], ev_px[i], ev_qty[i], te)
+                sd = side[i]
+                row = 0 if sd == BID else 1
+                p = lv[i]
+                q = qty[i]
+                if q > 0.0:
+                    quiet = p < bests[0] if row == 0 else p > bests[1]
+                else:
+                    quiet = p != bests[row]
+                if quiet:  # no best price moves: the common case, written out (helpers taking arrays
+                    # cost tens of ns per event in numba reference counting)
+                    prev = book[row, p]
+                    book[row, p] = q
+                    if q > 0.0:
+                        w = 2 + 2 * row
+                        if p < bests[w]:
+                            bests[w] = p
+                        if p > bests[w + 1]:
+                            bests[w + 1] = p
+                    if st[S_NSLOT] > 0:
+                        pt = ladder[p]
+                        for s in range(st[S_NSLOT]):
+                            if o_i[s, OI_STATUS] == LIVE and o_i[s, OI_SIDE] == sd and o_i[s, OI_PX] == pt:
+                                _queue_depth(o_f, s, prev, q, st[I_QMODEL], fl[P_QEXP])
+                else:
+                    _on_book(st, fl, ladder, book, bests, o_i, o_f, f_i, f_f, sd, p, q, te)
             elif k == TRADE:
                 if st[S_NSLOT] > 0:
-                    _on_trade(st, acct, prm, iprm, bests, o_i, o_f, f_i, f_f, ev_side[i], ev_px[i], ev_qty[i], te)
+                    _on_trade(st, fl, ladder, bests, o_i, o_f, f_i, f_f, side[i], ladder[lv[i]], qty[i], te)
             elif k == CLEAR:
-                book_clear(book, bests, 0 if ev_side[i] == BID else 1)
+                book_clear(book, bests, 0 if side[i] == BID else 1)
             i += 1
-            n_done += 1
         else:
             if tr > until:
                 break
-            s = rq[h, 2]
-            if o_i[s, OI_ID] == rq[h, 3]:
-                if rq[h, 1] == RQ_NEW:
-                    if o_i[s, OI_STATUS] == PENDING:
-                        _on_new(st, acct, prm, iprm, book, bests, o_i, o_f, f_i, f_f, s, tr)
-                elif o_i[s, OI_STATUS] == LIVE:
-                    o_i[s, OI_STATUS] = DONE
-                    o_i[s, OI_DONE_TS] = tr
-                    st[S_CXL] += 1
-            st[S_RQH] = h + 1
+            _on_request(st, fl, ladder, book, bests, o_i, o_f, rq, f_i, f_f, h, tr)
     st[S_EV] = i
-    st[S_EVENTS] += n_done
+    st[S_EVENTS] += i - i0
     if code != OK:
         return code
     if st[S_RQH] == st[S_RQT]:
         st[S_RQH] = 0
         st[S_RQT] = 0
-    resp = iprm[I_RESP]
+    resp = st[I_RESP]
     while st[S_KNOWN] < st[S_NFILL] and f_i[st[S_KNOWN], FI_TS] + resp <= until:
         k = st[S_KNOWN]
-        acct[A_LPOS] += f_i[k, FI_SIDE] * f_f[k, FF_QTY]
+        fl[A_LPOS] += f_i[k, FI_SIDE] * f_f[k, FF_QTY]
         st[S_KNOWN] = k + 1
     return OK
+
+
+@njit(cache=True, inline="always")
+def _advance_local(lts, kind, side, lv, qty, perm, book, bests, st, until):
+    """Apply the events with ``local_ts <= until`` (in local-time order) to the local book."""
+    ne = perm.shape[0]
+    n = book.shape[1]
+    k = st[S_LEV]
+    while k < ne:
+        e = perm[k]
+        if lts[e] > until:
+            break
+        p = lv[e]
+        q = qty[e]
+        row = 0 if side[e] == BID else 1
+        if kind[e] == BOOK and (p != bests[row] if q <= 0.0 else (p < bests[0] if row == 0 else p > bests[1])):
+            book[row, p] = q  # no best price moves: written out, as in _advance_exchange
+            if q > 0.0:
+                w = 2 + 2 * row
+                if p < bests[w]:
+                    bests[w] = p
+                if p > bests[w + 1]:
+                    bests[w + 1] = p
+        else:
+            apply_market_event(book, bests, kind[e], side[e], p, q)
+        k += 1
+    st[S_LEV] = k
+    if bests[0] >= 0:
+        st[S_LAST_B] = bests[0]
+    if bests[1] < n:
+        st[S_LAST_A] = bests[1]
+
+
+@njit(cache=True, inline="always")
+def _record_step(ladder, book, bests, st, fl, rec, k):
+    """Row ``k`` of ``rec``: exchange-side position and cash, the local top of book (a side that is
+    empty keeps its last price, with size 0)."""
+    n = ladder.shape[0]
+    lb = st[S_LAST_B]
+    la = st[S_LAST_A]
+    rec[k, R_POS] = fl[A_POS]
+    rec[k, R_CASH] = fl[A_CASH]
+    rec[k, R_BID] = ladder[lb] if lb >= 0 else st[I_LO] - 1
+    rec[k, R_ASK] = ladder[la] if la < n else st[I_HI] + 1
+    rec[k, R_BIDQ] = book[0, bests[0]] if bests[0] >= 0 else 0.0
+    rec[k, R_ASKQ] = book[1, bests[1]] if bests[1] < n else 0.0
 
 
 @njit(cache=True)
@@ -318,8 +404,7 @@ def _push_request(st, rq, ts, kind, slot, oid):
 @njit(cache=True)
 def _alloc_slot(st, o_i):
     """Lowest free slot (keeps the scanned part of the table, ``st[S_NSLOT]``, small)."""
-    c = o_i.shape[0]
-    for s in range(c):
+    for s in range(o_i.shape[0]):
         stt = o_i[s, OI_STATUS]
         if (stt == FREE or stt == DONE) and s != st[S_CUR_B] and s != st[S_CUR_A]:
             if s + 1 > st[S_NSLOT]:
@@ -329,16 +414,16 @@ def _alloc_slot(st, o_i):
 
 
 @njit(cache=True)
-def apply_quotes(st, iprm, o_i, o_f, rq, t, bid_px, bid_qty, ask_px, ask_qty):
-    """Turn the wanted quotes (``NO_PRICE`` or qty <= 0 = none) into cancel / new requests sent at ``t``.
+def apply_quotes(st, o_i, o_f, rq, t, bid_px, bid_qty, ask_px, ask_qty):
+    """Turn the wanted quotes (prices in ticks; ``NO_PRICE`` or qty <= 0 = none) into cancel / new
+    requests sent at ``t``.
 
     A side whose locally known order has the same price and original quantity is left alone (it
     keeps its queue position).  An order is known to be gone once its fill / cancel / rejection
     report has reached us (done time + response latency <= ``t``).
     """
-    entry = iprm[I_ENTRY]
-    resp = iprm[I_RESP]
-    n = iprm[I_N]
+    entry = st[I_ENTRY]
+    resp = st[I_RESP]
     for sd in range(2):
         side = 1 if sd == 0 else -1
         ks = S_CUR_B if sd == 0 else S_CUR_A
@@ -360,7 +445,7 @@ def apply_quotes(st, iprm, o_i, o_f, rq, t, bid_px, bid_qty, ask_px, ask_qty):
         if not want:
             continue
         st[S_SUB] += 1
-        if px < 0 or px >= n:
+        if px < st[I_LO] or px > st[I_HI]:
             st[S_REJ] += 1
             st[S_REJ_RANGE] += 1
             continue
@@ -386,10 +471,57 @@ def apply_quotes(st, iprm, o_i, o_f, rq, t, bid_px, bid_qty, ask_px, ask_qty):
 
 
 @njit(cache=True)
-def end_episode(st, acct, prm, iprm, bests, o_i, o_f, rq, f_i, f_f, ts, flatten):
+def send_quotes(st, o_i, o_f, rq, rec, k, t, bid_px, bid_qty, ask_px, ask_qty):
+    """Record step ``k``'s quotes in ``rec`` and send them at ``t`` (:func:`apply_quotes`)."""
+    if bid_px != NO_PRICE:
+        rec[k, R_BIDQUOTE] = bid_px
+    if ask_px != NO_PRICE:
+        rec[k, R_ASKQUOTE] = ask_px
+    return apply_quotes(st, o_i, o_f, rq, t, bid_px, bid_qty, ask_px, ask_qty)
+
+
+@njit(cache=True, inline="always")
+def advance_step(ts, lts, kind, side, lv, qty, perm, ladder, books, bests, st, fl, o_i, o_f, rq, f_i, f_f, rec,
+                 k, t):
+    """Advance the exchange and the local view to decision time ``t`` and record step ``k``."""
+    code = _advance_exchange(ts, kind, side, lv, qty, ladder, books[0], bests[0], st, fl, o_i, o_f, rq, f_i, f_f, t)
+    if code != OK:
+        return code
+    _advance_local(lts, kind, side, lv, qty, perm, books[1], bests[1], st, t)
+    _record_step(ladder, books[1], bests[1], st, fl, rec, k)
+    return OK
+
+
+@njit(cache=True)
+def step(ts, lts, kind, side, lv, qty, perm, ladder, books, bests, st, fl, o_i, o_f, rq, f_i, f_f, rec,
+         k, t, kq, tq, bid_px, bid_qty, ask_px, ask_qty):
+    """One decision step of a Python policy: send step ``kq``'s quotes at its time ``tq`` (none when
+    ``kq < 0``), then :func:`advance_step` to step ``k`` at ``t``.
+
+    Returns ``(code, best_bid, best_ask, bid_qty, ask_qty, local_position)``; after ``NEED_FILL_SPACE``
+    grow the fill log and call again with ``kq = -1``.
+    """
+    if kq >= 0:
+        code = send_quotes(st, o_i, o_f, rq, rec, kq, tq, bid_px, bid_qty, ask_px, ask_qty)
+        if code != OK:
+            return code, 0, 0, 0.0, 0.0, 0.0
+    code = advance_step(ts, lts, kind, side, lv, qty, perm, ladder, books, bests, st, fl, o_i, o_f, rq, f_i, f_f,
+                        rec, k, t)
+    return code, np.int64(rec[k, R_BID]), np.int64(rec[k, R_ASK]), rec[k, R_BIDQ], rec[k, R_ASKQ], fl[A_LPOS]
+
+
+@njit(cache=True)
+def advance(ts, kind, side, lv, qty, ladder, books, bests, st, fl, o_i, o_f, rq, f_i, f_f, until):
+    """Advance the exchange only (episode boundaries); see :func:`_advance_exchange`."""
+    return _advance_exchange(ts, kind, side, lv, qty, ladder, books[0], bests[0], st, fl, o_i, o_f, rq, f_i, f_f,
+                             until)
+
+
+@njit(cache=True)
+def end_episode(st, fl, ladder, bests, o_i, o_f, rq, f_i, f_f, ts, flatten):
     """Close the episode at exchange time ``ts``: drop requests in flight, cancel every working order and,
     if ``flatten``, close the inventory with a taker fill at the touch.  Returns False when the book had
-    no price to flatten at."""
+    no price to flatten at.  ``bests`` is the exchange book's."""
     for h in range(st[S_RQH], st[S_RQT]):
         s = rq[h, 2]
         if rq[h, 1] == RQ_NEW and o_i[s, OI_ID] == rq[h, 3] and o_i[s, OI_STATUS] == PENDING:
@@ -405,79 +537,111 @@ def end_episode(st, acct, prm, iprm, bests, o_i, o_f, rq, f_i, f_f, ts, flatten)
             st[S_CXL] += 1
     st[S_CUR_B] = -1
     st[S_CUR_A] = -1
-    pos = acct[A_POS]
+    pos = fl[A_POS]
     if not flatten or abs(pos) <= _EPS:
         return True
-    n = iprm[I_N]
+    n = ladder.shape[0]
     side = -1 if pos > 0 else 1
     if side == -1:
-        px = bests[0] if bests[0] >= 0 else (bests[1] if bests[1] < n else -1)
+        j = bests[0] if bests[0] >= 0 else (bests[1] if bests[1] < n else -1)
     else:
-        px = bests[1] if bests[1] < n else (bests[0] if bests[0] >= 0 else -1)
-    if px < 0:
+        j = bests[1] if bests[1] < n else (bests[0] if bests[0] >= 0 else -1)
+    if j < 0:
         return False
     oid = st[S_NEXT_ID]
     st[S_NEXT_ID] = oid + 1
     st[S_SUB] += 1
     st[S_FILLED] += 1
     st[S_TAKER_ORDERS] += 1
-    _record_fill(st, acct, prm, iprm, bests, f_i, f_f, oid, side, px, abs(pos), False, ts)
+    _record_fill(st, fl, ladder, bests, f_i, f_f, oid, side, ladder[j], abs(pos), False, ts)
     return True
 
 
-class Exchange:
-    """Owns the kernel state for one replay and grows the fill log when needed."""
+def _grow(a: np.ndarray) -> np.ndarray:
+    return np.concatenate([a, np.zeros_like(a)])
 
-    def __init__(self, ev_ts, ev_kind, ev_side, ev_px, ev_qty, *, offset, n, tick_value, lot_size, config,
-                 order_capacity=256, request_capacity=4096, fill_capacity=4096):
+
+class Exchange:
+    """Owns the kernel state of one replay, grows the fill log when needed and turns error codes into
+    exceptions.  ``args`` is the tuple of arrays the kernels take first (see the module docstring)."""
+
+    #: Initial sizes of the order table, the request queue and the fill log (which grows).
+    order_capacity, request_capacity, fill_capacity = 256, 4096, 4096
+
+    def __init__(self, events, ladder, *, lo, hi, tick_value, lot_size, config, steps):
         from cmm_bt.engine.config import QUEUE_MODELS
 
-        self.ev = (ev_ts, ev_kind, ev_side, ev_px, ev_qty)
-        self.book = np.zeros((2, n))
-        self.bests = new_bests(n)
+        n = ladder.shape[0]
+        self.events = events  # ts, lts, kind, side, lv, qty, perm
+        self.ladder = ladder
+        self.books = np.zeros((2, 2, n))
+        self.bests = np.stack([new_bests(n), new_bests(n)])
         self.st = np.zeros(N_ST, dtype=np.int64)
-        self.st[S_NEXT_ID] = 1
-        self.st[[S_CUR_B, S_CURID_B, S_CUR_A, S_CURID_A]] = -1
-        self.acct = np.zeros(5)
-        self.prm = np.array([tick_value, config.maker_fee, config.taker_fee, config.position_limit,
-                             lot_size if lot_size > 0 else 1.0, config.queue_exponent], dtype=np.float64)
-        self.iprm = np.array([offset, n, QUEUE_MODELS[config.queue_model], int(config.partial_fills),
-                              int(config.post_only), int(round(config.entry_latency_us * 1000)),
-                              int(round(config.response_latency_us * 1000))], dtype=np.int64)
-        self.o_i = np.zeros((order_capacity, 5), dtype=np.int64)
-        self.o_f = np.zeros((order_capacity, 4))
-        self.rq = np.zeros((request_capacity, 4), dtype=np.int64)
-        self.f_i = np.zeros((fill_capacity, 6), dtype=np.int64)
-        self.f_f = np.zeros((fill_capacity, 3))
+        self.st[[S_NEXT_ID, S_CUR_B, S_CURID_B, S_CUR_A, S_CURID_A, S_LAST_B, S_LAST_A]] = [1, -1, -1, -1, -1, -1, n]
+        self.st[I_LO:] = [lo, hi, QUEUE_MODELS[config.queue_model], int(config.partial_fills), int(config.post_only),
+                          int(round(config.entry_latency_us * 1000)), int(round(config.response_latency_us * 1000))]
+        self.fl = np.zeros(N_FL)
+        self.fl[P_TV:] = [tick_value, config.maker_fee, config.taker_fee, config.position_limit,
+                          lot_size if lot_size > 0 else 1.0, config.queue_exponent]
+        self.o_i = np.zeros((self.order_capacity, 5), dtype=np.int64)
+        self.o_f = np.zeros((self.order_capacity, 4))
+        self.rq = np.zeros((self.request_capacity, 4), dtype=np.int64)
+        self.f_i = np.zeros((self.fill_capacity, 6), dtype=np.int64)
+        self.f_f = np.zeros((self.fill_capacity, 3))
+        self.rec = np.zeros((steps, N_REC))
+        self.rec[:, R_BIDQUOTE:] = np.nan
+        self._pack()
+
+    def _pack(self) -> None:
+        self.args = (*self.events, self.ladder, self.books, self.bests, self.st, self.fl, self.o_i, self.o_f,
+                     self.rq, self.f_i, self.f_f, self.rec)
+
+    def grow_fills(self) -> None:
+        self.f_i, self.f_f = _grow(self.f_i), _grow(self.f_f)
+        self._pack()
+
+    def check(self, code: int) -> bool:
+        """True when the fill log had to grow (call the kernel again); raise on a full table or queue."""
+        if code == ORDER_TABLE_FULL:
+            raise RuntimeError(f"order table full ({self.o_i.shape[0]} orders in flight or resting)")
+        if code == REQUEST_QUEUE_FULL:
+            raise RuntimeError(f"request queue full ({self.rq.shape[0]} requests in flight)")
+        if code == NEED_FILL_SPACE:
+            self.grow_fills()
+        return code == NEED_FILL_SPACE
+
+    def step(self, k: int, t: int) -> tuple:
+        """:func:`step` without quotes to send, retried until the fill log is large enough."""
+        while True:
+            r = step(*self.args, k, t, -1, 0, NO_PRICE, 0.0, NO_PRICE, 0.0)
+            if not self.check(r[0]):
+                return r
 
     def advance(self, until: int) -> None:
-        while advance(*self.ev, self.book, self.bests, self.st, self.acct, self.prm, self.iprm, self.o_i,
-                      self.o_f, self.rq, self.f_i, self.f_f, until) == NEED_FILL_SPACE:
-            self.f_i = np.concatenate([self.f_i, np.zeros_like(self.f_i)])
-            self.f_f = np.concatenate([self.f_f, np.zeros_like(self.f_f)])
+        ts, _, kind, side, lv, qty, _ = self.events
+        while self.check(advance(ts, kind, side, lv, qty, self.ladder, self.books, self.bests, self.st, self.fl,
+                                 self.o_i, self.o_f, self.rq, self.f_i, self.f_f, until)):
+            pass
 
-    def _room(self) -> None:
-        if self.st[S_NFILL] + 2 >= self.f_i.shape[0]:
-            self.f_i = np.concatenate([self.f_i, np.zeros_like(self.f_i)])
-            self.f_f = np.concatenate([self.f_f, np.zeros_like(self.f_f)])
-
-    def quote(self, t: int, bid_px: int, bid_qty: float, ask_px: int, ask_qty: float) -> None:
-        rc = apply_quotes(self.st, self.iprm, self.o_i, self.o_f, self.rq, t, bid_px, bid_qty, ask_px, ask_qty)
-        if rc == ORDER_TABLE_FULL:
-            raise RuntimeError(f"order table full ({self.o_i.shape[0]} orders in flight or resting)")
-        if rc == REQUEST_QUEUE_FULL:
-            raise RuntimeError(f"request queue full ({self.rq.shape[0]} requests in flight)")
+    def quote(self, k: int, t: int, bid_px: int, bid_qty: float, ask_px: int, ask_qty: float) -> None:
+        self.check(send_quotes(self.st, self.o_i, self.o_f, self.rq, self.rec, k, t, bid_px, bid_qty, ask_px, ask_qty))
 
     def end_episode(self, ts: int, flatten: bool) -> bool:
-        self._room()
-        return bool(end_episode(self.st, self.acct, self.prm, self.iprm, self.bests, self.o_i, self.o_f, self.rq,
-                                self.f_i, self.f_f, ts, flatten))
+        if self.st[S_NFILL] + 2 >= self.f_i.shape[0]:
+            self.grow_fills()
+        return bool(end_episode(self.st, self.fl, self.ladder, self.bests[0], self.o_i, self.o_f, self.rq, self.f_i,
+                                self.f_f, ts, flatten))
 
     def exchange_mid(self) -> float:
-        bb, ba = int(self.bests[0]), int(self.bests[1])
-        if bb < 0 or ba >= self.book.shape[1]:
+        bb, ba = int(self.bests[0, 0]), int(self.bests[0, 1])
+        if bb < 0 or ba >= self.ladder.shape[0]:
             return float("nan")
-        return self.iprm[I_OFFSET] + 0.5 * (bb + ba)
+        return 0.5 * (int(self.ladder[bb]) + int(self.ladder[ba]))
+
+    def equity(self) -> float:
+        """Cash plus the position marked at the exchange mid."""
+        pos = self.fl[A_POS]
+        return self.fl[A_CASH] + (pos * self.exchange_mid() * self.fl[P_TV] if pos else 0.0)
 
     @property
     def n_fills(self) -> int:

@@ -1,8 +1,9 @@
 """The decision loop: replay a market through the compiled exchange, asking a policy for quotes each step.
 
-Per decision step Python does O(1) work: one kernel call that advances the exchange to the step
-time, one policy call, one kernel call that turns the quotes into requests.  Market events never
-cross into Python.
+Per decision step Python does O(1) work: one kernel call (send the previous step's quotes, advance the
+exchange and the local view to the step time) and one policy call.  Market events never cross into
+Python.  A policy with a compiled quoting function (``ExecutionPolicy.compiled``) and no hooks runs
+whole episodes inside numba (:mod:`cmm_bt.engine.compiled`) with identical results.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 from cmm_bt.components import DecisionState, ExecutionPolicy, Quotes
-from cmm_bt.data.schema import CLEAR, MarketData
+from cmm_bt.data.schema import MarketData
 from cmm_bt.engine import kernel as K
-from cmm_bt.engine.book import first_two_sided, local_top_of_book, new_bests, price_grid
+from cmm_bt.engine.book import PRICE_MARGIN, build_ladder, first_two_sided
 from cmm_bt.engine.config import EngineConfig
 from cmm_bt.engine.output import FILL_COLUMNS, STEP_COLUMNS, BacktestOutput
 from cmm_bt.errors import DataError
@@ -25,46 +27,55 @@ from cmm_bt.errors import DataError
 EPISODE_COLUMNS = [
     "episode", "start_ns", "end_ns", "pnl", "fees", "fills", "volume", "mean_abs_position", "max_abs_position",
 ]
+EPISODE_DTYPES = {"episode": "int32", "start_ns": "int64", "end_ns": "int64", "fills": "int64"}
 
 
 @dataclass
 class _Prepared:
-    """Event arrays in exchange order (kernel) and in local-time order (local view)."""
+    """Event arrays in exchange order (``ts, lts, kind, side, lv, qty``) plus ``perm``, their local-time
+    order; the price ladder; the accepted quote range ``[lo, hi]`` in ticks."""
 
-    ts: np.ndarray
-    kind: np.ndarray
-    side: np.ndarray
-    px: np.ndarray  # index into the dense book
-    qty: np.ndarray
-    l_ts: np.ndarray  # local-time order
-    l_kind: np.ndarray
-    l_side: np.ndarray
-    l_px: np.ndarray
-    l_qty: np.ndarray
-    offset: int
-    n: int
+    events: tuple
+    ladder: np.ndarray
+    lo: int
+    hi: int
+
+
+@njit(cache=True)
+def _first_decrease(a):
+    """First index ``i`` with ``a[i] < a[i - 1]``, or -1."""
+    for i in range(1, a.shape[0]):
+        if a[i] < a[i - 1]:
+            return i
+    return -1
+
+
+def _column(ev: pd.DataFrame, name: str, dtype) -> np.ndarray:
+    return np.ascontiguousarray(ev[name].to_numpy(dtype))
 
 
 def _prepare(market: MarketData, config: EngineConfig) -> _Prepared:
     ev = market.events
     if len(ev) == 0:
         raise DataError("no market events to replay", key="events")
-    ts = ev["exch_ts"].to_numpy(np.int64)
-    lts = ev["local_ts"].to_numpy(np.int64)
-    kind = ev["ev"].to_numpy(np.int8)
-    side = ev["side"].to_numpy(np.int8)
-    price = ev["price"].to_numpy(np.int64)
-    qty = ev["qty"].to_numpy(np.float64)
-    if ts.size > 1 and (np.diff(ts) < 0).any():
-        row = int(np.flatnonzero(np.diff(ts) < 0)[0]) + 1
+    ts = _column(ev, "exch_ts", np.int64)
+    lts = _column(ev, "local_ts", np.int64)
+    kind = _column(ev, "ev", np.int8)
+    side = _column(ev, "side", np.int8)
+    price = _column(ev, "price", np.int64)
+    qty = _column(ev, "qty", np.float64)
+    row = _first_decrease(ts)
+    if row >= 0:
         raise DataError(f"exch_ts goes backwards at row {row}", key="exch_ts")
     feed = int(round(config.feed_latency_us * 1000))
     if feed:
         lts = np.where(lts == ts, ts + feed, lts)
-    offset, n = price_grid(price, kind)
-    px = np.where(kind == CLEAR, 0, price - offset)
-    order = np.argsort(lts, kind="stable")
-    return _Prepared(ts, kind, side, px, qty, lts[order], kind[order], side[order], px[order], qty[order], offset, n)
+    perm = np.arange(ts.size) if _first_decrease(lts) < 0 else np.argsort(lts, kind="stable")
+    ladder, lv, lo, hi = build_ladder(kind, price)
+    events = (ts, lts, kind, side, lv, qty, perm)
+    for a in (*events, ladder):  # one array type for the kernels whatever pandas returned
+        a.flags.writeable = False
+    return _Prepared(events, ladder, lo - PRICE_MARGIN, hi + PRICE_MARGIN)
 
 
 def _episodes(market: MarketData, config: EngineConfig, start_ns: int | None, end_ns: int | None) -> list[tuple[int, int]]:
@@ -91,8 +102,8 @@ def _grid(prep: _Prepared, episodes: list[tuple[int, int]], dt: int):
         return np.empty(0, np.int64), np.empty(0, np.int32), []
     starts = np.array([s for s, _ in episodes], dtype=np.int64)
     ends = np.array([e for _, e in episodes], dtype=np.int64)
-    first = first_two_sided(prep.l_ts, prep.l_kind, prep.l_side, prep.l_px, prep.l_qty, np.zeros((2, prep.n)),
-                            new_bests(prep.n), starts, ends)
+    ts, lts, kind, side, lv, qty, perm = prep.events
+    first = first_two_sided(lts, kind, side, lv, qty, perm, prep.ladder.shape[0], starts, ends)
     times, ids, kept = [], [], []
     k = 0
     for (s, e), f in zip(episodes, first):
@@ -137,6 +148,54 @@ def _fill_dict(f_i: np.ndarray, f_f: np.ndarray, k: int, resp: int) -> dict[str,
     }
 
 
+def _python_steps(ex: K.Exchange, policy: ExecutionPolicy, hooks, k0: int, k1: int, s: int, span: float,
+                  t_l: list, sig, lat: list, delivered: int) -> int:
+    """Steps ``k0 .. k1 - 1`` of one episode with the Python policy; one kernel call per step (send the
+    previous step's quotes, advance to this one).  Returns the number of fills delivered to ``on_fill``."""
+    on_quote, on_fill = hooks
+    sig_cols, sig_vals = sig
+    step, quote, perf, NO, OK = K.step, policy.quote, time.perf_counter_ns, K.NO_PRICE, K.OK
+    args = ex.args
+    st, resp = ex.st, int(ex.st[K.I_RESP])
+    kq, tq, bp, bq, ap, aq = -1, 0, NO, 0.0, NO, 0.0
+    for k in range(k0, k1):
+        t = t_l[k]
+        r = step(*args, k, t, kq, tq, bp, bq, ap, aq)
+        if r[0] != OK:
+            ex.check(r[0])
+            r = ex.step(k, t)
+            args = ex.args
+        if on_fill is not None:
+            known = int(st[K.S_KNOWN])
+            while delivered < known:
+                on_fill(_fill_dict(ex.f_i, ex.f_f, delivered, resp))
+                delivered += 1
+        state = DecisionState(t, k, r[1], r[2], r[3], r[4], r[5], (t - s) / span,
+                              dict(zip(sig_cols, sig_vals[k].tolist())) if sig_vals is not None else {})
+        c0 = perf()
+        q = quote(state)
+        if on_quote is not None:
+            on_quote(state, q)
+        lat[k] = perf() - c0
+        kq, tq = k, t
+        bp = NO if q.bid_price is None else int(q.bid_price)
+        ap = NO if q.ask_price is None else int(q.ask_price)
+        bq, aq = float(q.bid_qty), float(q.ask_qty)
+    if kq >= 0:
+        ex.quote(kq, tq, bp, bq, ap, aq)
+    return delivered
+
+
+def _compiled_steps(ex: K.Exchange, fn, params: np.ndarray, signals: np.ndarray, times: np.ndarray, k0: int,
+                    k1: int, s: int, span: float) -> None:
+    """Steps ``k0 .. k1 - 1`` of one episode inside numba (:func:`cmm_bt.engine.compiled.run_steps`)."""
+    from cmm_bt.engine.compiled import run_steps
+
+    ex.st[K.S_STEP] = k0
+    while ex.check(run_steps(fn, params, signals, times, s, span, k1, *ex.args)):
+        pass
+
+
 def run_backtest(
     market: MarketData,
     policy: ExecutionPolicy,
@@ -157,8 +216,7 @@ def run_backtest(
     """
     wall0 = time.perf_counter()
     prep = _prepare(market, config)
-    dt = config.decision_interval_ns
-    times, ep_ids, kept = _grid(prep, _episodes(market, config, start_ns, end_ns), dt)
+    times, ep_ids, kept = _grid(prep, _episodes(market, config, start_ns, end_ns), config.decision_interval_ns)
     nsteps = int(times.size)
     sig_cols: list[str] = []
     sig_vals = None
@@ -167,102 +225,80 @@ def run_backtest(
             raise DataError(f"signals have {len(signals)} rows but the decision grid has {nsteps} steps", key="signals")
         sig_cols = [str(c) for c in signals.columns]
         try:
-            sig_vals = signals.to_numpy(dtype=np.float64)
+            sig_vals = np.ascontiguousarray(signals.to_numpy(dtype=np.float64))
         except (TypeError, ValueError) as exc:
             raise DataError(f"signals must be numeric ({exc})", key="signals") from None
+    fast = policy.compiled() if on_quote is None and on_fill is None else None
+    if fast is not None:
+        fn, params = fast
+        params = np.array(params, dtype=np.float64)
+        sig_arr = sig_vals if sig_vals is not None else np.zeros((nsteps, 0))
+        sig_arr.flags.writeable = False
 
-    l_bb, l_ba, l_bq, l_aq, _two = local_top_of_book(
-        prep.l_ts, prep.l_kind, prep.l_side, prep.l_px, prep.l_qty, np.zeros((2, prep.n)), new_bests(prep.n), times
-    )
-    off = prep.offset
     tv = market.instrument.tick_value
-    ex = K.Exchange(prep.ts, prep.kind, prep.side, prep.px, prep.qty, offset=off, n=prep.n, tick_value=tv,
-                    lot_size=market.instrument.lot_size, config=config)
-    st, acct = ex.st, ex.acct
-    resp = int(ex.iprm[K.I_RESP])
-
-    pos_a = np.zeros(nsteps)
-    cash_a = np.zeros(nsteps)
-    bidq_a = np.full(nsteps, np.nan)
-    askq_a = np.full(nsteps, np.nan)
-    lat_a = np.zeros(nsteps, dtype=np.int64)
-    bb_l = (l_bb + off).tolist()
-    ba_l = (l_ba + off).tolist()
-    bq_l = l_bq.tolist()
-    aq_l = l_aq.tolist()
+    ex = K.Exchange(prep.events, prep.ladder, lo=prep.lo, hi=prep.hi, tick_value=tv,
+                    lot_size=market.instrument.lot_size, config=config, steps=nsteps)
+    st, fl = ex.st, ex.fl
+    lat = [0] * nsteps
     t_l = times.tolist()
-    NO = K.NO_PRICE
-    perf = time.perf_counter_ns
-    quote = policy.quote
     delivered = 0
     episodes_rows = []
     flatten = config.flatten_at_episode_end
-
     for ep, (s, e, k0, k1) in enumerate(kept):
         st[K.S_EPISODE] = ep
         ex.advance(t_l[k0])
-        mid0 = ex.exchange_mid()
-        eq0 = acct[K.A_CASH] + (acct[K.A_POS] * mid0 * tv if acct[K.A_POS] else 0.0)
-        fees0, vol0, nfill0 = acct[K.A_FEES], acct[K.A_VOL], ex.n_fills
-        span = float(e - s)
-        for k in range(k0, k1):
-            t = t_l[k]
-            ex.advance(t)
-            pos_a[k] = acct[K.A_POS]
-            cash_a[k] = acct[K.A_CASH]
-            if on_fill is not None:
-                known = int(st[K.S_KNOWN])
-                while delivered < known:
-                    on_fill(_fill_dict(ex.f_i, ex.f_f, delivered, resp))
-                    delivered += 1
-            state = DecisionState(
-                t, k, bb_l[k], ba_l[k], bq_l[k], aq_l[k], float(acct[K.A_LPOS]), (t - s) / span,
-                dict(zip(sig_cols, sig_vals[k].tolist())) if sig_vals is not None else {},
-            )
-            c0 = perf()
-            q = quote(state)
-            if on_quote is not None:
-                on_quote(state, q)
-            lat_a[k] = perf() - c0
-            bp, ap = q.bid_price, q.ask_price
-            if bp is not None:
-                bidq_a[k] = bp
-            if ap is not None:
-                askq_a[k] = ap
-            ex.quote(t, NO if bp is None else int(bp) - off, float(q.bid_qty),
-                     NO if ap is None else int(ap) - off, float(q.ask_qty))
+        eq0 = ex.equity()
+        fees0, vol0, nfill0 = fl[K.A_FEES], fl[K.A_VOL], ex.n_fills
+        if fast is not None:
+            _compiled_steps(ex, fn, params, sig_arr, times, k0, k1, s, float(e - s))
+        else:
+            delivered = _python_steps(ex, policy, (on_quote, on_fill), k0, k1, s, float(e - s), t_l,
+                                      (sig_cols, sig_vals), lat, delivered)
         ex.advance(e - 1)
         if not ex.end_episode(e, flatten):
             raise DataError(f"cannot flatten episode {ep} at {e}: the exchange book is empty", key="events")
-        mid1 = ex.exchange_mid()
-        eq1 = acct[K.A_CASH] + (acct[K.A_POS] * mid1 * tv if acct[K.A_POS] else 0.0)
-        ap_ = np.abs(pos_a[k0:k1])
-        episodes_rows.append((ep, s, e, eq1 - eq0, acct[K.A_FEES] - fees0, ex.n_fills - nfill0,
-                              acct[K.A_VOL] - vol0, float(ap_.mean()), float(max(ap_.max(), abs(acct[K.A_POS])))))
+        ap_ = np.abs(ex.rec[k0:k1, K.R_POS])
+        episodes_rows.append((ep, s, e, ex.equity() - eq0, fl[K.A_FEES] - fees0, ex.n_fills - nfill0,
+                              fl[K.A_VOL] - vol0, float(ap_.mean()), float(max(ap_.max(), abs(fl[K.A_POS])))))
     if on_fill is not None:
         while delivered < ex.n_fills:
-            on_fill(_fill_dict(ex.f_i, ex.f_f, delivered, resp))
+            on_fill(_fill_dict(ex.f_i, ex.f_f, delivered, int(st[K.I_RESP])))
             delivered += 1
+    return BacktestOutput(market.instrument, _steps_table(ex, times, ep_ids, lat, tv), _fills_table(ex),
+                          pd.DataFrame(episodes_rows, columns=EPISODE_COLUMNS).astype(EPISODE_DTYPES),
+                          _counters(st, nsteps), time.perf_counter() - wall0)
 
-    best_bid = l_bb + off
-    best_ask = l_ba + off
+
+def _table(columns: dict[str, np.ndarray], dtypes: dict[str, str]) -> pd.DataFrame:
+    """A DataFrame of ``columns`` with ``dtypes`` (arrays already of that dtype are not copied)."""
+    return pd.DataFrame({c: np.asarray(columns[c], dtype=d) for c, d in dtypes.items()}, copy=False)
+
+
+def _steps_table(ex: K.Exchange, times: np.ndarray, ep_ids: np.ndarray, lat: list, tv: float) -> pd.DataFrame:
+    rec = ex.rec
+    best_bid = rec[:, K.R_BID].astype(np.int64)
+    best_ask = rec[:, K.R_ASK].astype(np.int64)
     mid = 0.5 * (best_bid + best_ask)
-    steps = pd.DataFrame({
+    pos, cash = rec[:, K.R_POS], rec[:, K.R_CASH]
+    return _table({
         "ts": times, "episode": ep_ids, "best_bid": best_bid, "best_ask": best_ask, "mid": mid,
-        "position": pos_a, "cash": cash_a, "equity": cash_a + pos_a * mid * tv,
-        "bid_quote": bidq_a, "ask_quote": askq_a, "decision_latency_ns": lat_a,
-    }).astype(STEP_COLUMNS)
+        "position": pos, "cash": cash, "equity": cash + pos * mid * tv,
+        "bid_quote": rec[:, K.R_BIDQUOTE], "ask_quote": rec[:, K.R_ASKQUOTE], "decision_latency_ns": lat,
+    }, STEP_COLUMNS)
+
+
+def _fills_table(ex: K.Exchange) -> pd.DataFrame:
     nf = ex.n_fills
     fi, ff = ex.f_i[:nf], ex.f_f[:nf]
-    fills = pd.DataFrame({
-        "ts": fi[:, K.FI_TS], "local_ts": fi[:, K.FI_TS] + resp, "order_id": fi[:, K.FI_OID],
+    return _table({
+        "ts": fi[:, K.FI_TS], "local_ts": fi[:, K.FI_TS] + ex.st[K.I_RESP], "order_id": fi[:, K.FI_OID],
         "side": fi[:, K.FI_SIDE], "price": fi[:, K.FI_PX], "qty": ff[:, K.FF_QTY], "fee": ff[:, K.FF_FEE],
-        "maker": fi[:, K.FI_MAKER].astype(bool), "episode": fi[:, K.FI_EPISODE], "mid_at_fill": ff[:, K.FF_MID],
-    }).astype(FILL_COLUMNS)
-    episodes = pd.DataFrame(episodes_rows, columns=EPISODE_COLUMNS).astype(
-        {"episode": "int32", "start_ns": "int64", "end_ns": "int64", "fills": "int64"}
-    )
-    counters = {
+        "maker": fi[:, K.FI_MAKER], "episode": fi[:, K.FI_EPISODE], "mid_at_fill": ff[:, K.FF_MID],
+    }, FILL_COLUMNS)
+
+
+def _counters(st: np.ndarray, nsteps: int) -> dict[str, int]:
+    return {
         "orders_submitted": int(st[K.S_SUB]),
         "orders_cancelled": int(st[K.S_CXL]),
         "orders_rejected": int(st[K.S_REJ]),
@@ -274,7 +310,6 @@ def run_backtest(
         "taker_orders": int(st[K.S_TAKER_ORDERS]),
         "steps": nsteps,
     }
-    return BacktestOutput(market.instrument, steps, fills, episodes, counters, time.perf_counter() - wall0)
 
 
 __all__ = ["EPISODE_COLUMNS", "EngineConfig", "decision_grid", "run_backtest"]
