@@ -62,11 +62,11 @@ class _Standardiser:
         return (np.asarray(X, np.float64) - self.mean) / self.std
 
 
-def _ridge_path(Xs: np.ndarray, y: np.ndarray, alphas: list[float]) -> list[tuple[np.ndarray, float]]:
-    """Ridge solutions ``(w, b)`` on standardised ``Xs`` for each alpha (penalty alpha * n)."""
-    n = Xs.shape[0]
+def _ridge_path(svd: tuple[np.ndarray, np.ndarray, np.ndarray], y: np.ndarray, alphas: list[float]) -> list[tuple[np.ndarray, float]]:
+    """Ridge solutions ``(w, b)`` for each alpha (penalty alpha * n) from the thin SVD of standardised inputs."""
+    U, s, Vt = svd
+    n = U.shape[0]
     ym = float(y.mean())
-    U, s, Vt = np.linalg.svd(Xs, full_matrices=False)
     Uty = U.T @ (y - ym)
     return [(Vt.T @ (s / (s * s + a * n) * Uty), ym) for a in alphas]
 
@@ -158,6 +158,18 @@ class TeacherHeads:
         y_val = np.asarray(y_val, np.float64)
         n_layers = max(train.layers) + 1
         cfg = self.config
+        prepared: dict[tuple, tuple[_Standardiser, np.ndarray | None, tuple]] = {}
+
+        def prepare(layers: list[int], ok_tr: np.ndarray, ok_va: np.ndarray):
+            """Scaler, scaled validation inputs and SVD of one layer set (shared by tasks with the same rows)."""
+            key = (tuple(layers), ok_tr.tobytes(), ok_va.tobytes())
+            if key not in prepared:
+                Xtr = train.stack(layers)[ok_tr]
+                sc = _Standardiser.fit(Xtr.astype(np.float64))
+                Xv = sc(val.stack(layers)[ok_va]) if ok_va.any() else None
+                prepared[key] = (sc, Xv, np.linalg.svd(sc(Xtr), full_matrices=False))
+            return prepared[key]
+
         for t, task in enumerate(TASKS):
             ok_tr, ok_va = np.isfinite(y_train[:, t]), np.isfinite(y_val[:, t])
             if ok_tr.sum() < 2:
@@ -169,11 +181,8 @@ class TeacherHeads:
                 candidates = [sorted({l + n_layers if l < 0 else l for l in cfg.layers})]
             best: tuple[float, list[int], float, tuple, _Standardiser] | None = None
             for layers in candidates:
-                Xtr = train.stack(layers)[ok_tr]
-                sc = _Standardiser.fit(Xtr.astype(np.float64))
-                Xs = sc(Xtr)
-                Xv = sc(val.stack(layers)[ok_va]) if ok_va.any() else None
-                for alpha, (w, b) in zip(cfg.alphas, _ridge_path(Xs, ytr, cfg.alphas)):
+                sc, Xv, svd = prepare(layers, ok_tr, ok_va)
+                for alpha, (w, b) in zip(cfg.alphas, _ridge_path(svd, ytr, cfg.alphas)):
                     score = _r2(yva, Xv @ w + b) if Xv is not None else 0.0
                     if best is None or score > best[0]:
                         best = (score, layers, alpha, (w, b), sc)
