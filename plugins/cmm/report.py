@@ -75,20 +75,22 @@ def weights_table(w: pd.DataFrame) -> Table:
 
 
 def students_table(s: pd.DataFrame, q: pd.DataFrame | None) -> Table:
-    """One row per student: tasks, layer band, parameters, training outcome and its MAE per task (every step)."""
+    """One row per student: layer band, parameters, training outcome and its MAE per task (every step)."""
     t = Table(title=f"Students ({int(s['params'].sum()):,} parameters together)", title_justify="left")
     mine = q[(q["rows"] == "all") & q["model"].str.startswith("student:")] if q is not None and len(q) else None
     tasks = list(dict.fromkeys(mine["task"])) if mine is not None else []
-    for col in ("student", "tasks", "layers", "params", "epochs (best)", "val loss", "cached", *(f"MAE {k}" for k in tasks)):
-        t.add_column(col, justify="left" if col in ("student", "tasks", "layers", "cached") else "right")
+    t.add_column("student", no_wrap=True, min_width=max(len(str(k)) for k in s["student"]))
+    for col in ("layers", "params", "epochs (best)", "val loss", *(f"MAE {k}" for k in tasks)):
+        t.add_column(col, justify="left" if col == "layers" else "right")
+    cached = int(s["cached"].sum())
+    t.caption = f"{cached} of {len(s)} students loaded from the cache" if cached else None
     for r in s.itertuples(index=False):
         mae = {} if mine is None else dict(zip(*mine[mine["model"] == f"student:{r.student}"][["task", "mae"]].to_numpy().T))
         band = [int(x) for x in str(r.band).split(",") if x != ""]
         layers = "—" if not band else f"{band[0]}–{band[-1]}" if band == list(range(band[0], band[-1] + 1)) else str(r.band)
         epochs = f"{int(r.epochs)} ({int(r.best_epoch)})" if "epochs" in s and "best_epoch" in s else "—"
         val = f"{r.val_loss:.4g}" if "val_loss" in s else "—"
-        t.add_row(r.student, r.tasks, layers, f"{int(r.params):,}", epochs, val, "yes" if r.cached else "no",
-                  *(f"{mae[k]:.4g}" if k in mae else "—" for k in tasks))
+        t.add_row(r.student, layers, f"{int(r.params):,}", epochs, val, *(f"{mae[k]:.4g}" if k in mae else "—" for k in tasks))
     return t
 
 
