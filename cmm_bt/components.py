@@ -150,7 +150,7 @@ class ExecutionPolicy(Component):
         float64 quantities; arguments as in :class:`DecisionState`, ``signals`` the step's signal values in
         column order, ``params`` this float64 array; a side without an order has price ``NO_PRICE`` or
         qty <= 0).  It must quote exactly like :meth:`quote`.  Without per-quote / per-fill hooks the
-        engine then runs whole episodes inside numba (``decision_latency_ns`` is 0: not measured).
+        engine then runs whole episodes inside numba (``decision_latency_ns`` is -1: not measured).
         """
         return None
 

@@ -55,6 +55,7 @@ def compute_metrics(
         filled_orders = int(fills["order_id"].nunique()) if len(fills) else 0
 
     lat_ns = steps["decision_latency_ns"].to_numpy(dtype=float) if len(steps) else np.zeros(0)
+    lat_ns = lat_ns[lat_ns >= 0]  # NOT_MEASURED (-1): a compiled policy, not timed
     events = int(counters.get("events", 0))
     decisions = int(len(steps))
 
@@ -76,8 +77,8 @@ def compute_metrics(
         "events_per_s": events / wall_s if wall_s > 0 else 0.0,
         "decisions": decisions,
         "decisions_per_s": decisions / wall_s if wall_s > 0 else 0.0,
-        "decision_latency_us_p50": float(np.percentile(lat_ns, 50) / 1e3) if lat_ns.size else 0.0,
-        "decision_latency_us_p99": float(np.percentile(lat_ns, 99) / 1e3) if lat_ns.size else 0.0,
+        "decision_latency_us_p50": float(np.percentile(lat_ns, 50) / 1e3) if lat_ns.size else math.nan,
+        "decision_latency_us_p99": float(np.percentile(lat_ns, 99) / 1e3) if lat_ns.size else math.nan,
         "episodes": n_ep,
         "orders_submitted": submitted,
         "orders_rejected": int(counters.get("orders_rejected", 0)),

@@ -21,7 +21,7 @@ from cmm_bt.data.schema import MarketData
 from cmm_bt.engine import kernel as K
 from cmm_bt.engine.book import PRICE_MARGIN, build_ladder, first_two_sided
 from cmm_bt.engine.config import EngineConfig
-from cmm_bt.engine.output import FILL_COLUMNS, STEP_COLUMNS, BacktestOutput
+from cmm_bt.engine.output import FILL_COLUMNS, NOT_MEASURED, STEP_COLUMNS, BacktestOutput
 from cmm_bt.errors import DataError
 
 EPISODE_COLUMNS = [
@@ -239,7 +239,7 @@ def run_backtest(
     ex = K.Exchange(prep.events, prep.ladder, lo=prep.lo, hi=prep.hi, tick_value=tv,
                     lot_size=market.instrument.lot_size, config=config, steps=nsteps)
     st, fl = ex.st, ex.fl
-    lat = [0] * nsteps
+    lat = [0 if fast is None else NOT_MEASURED] * nsteps
     t_l = times.tolist()
     delivered = 0
     episodes_rows = []

@@ -20,8 +20,11 @@ STEP_COLUMNS = {
     "equity": "float64",  # cash + position * mid * tick_value (mark to mid), money
     "bid_quote": "float64",  # ticks, NaN when no bid was wanted
     "ask_quote": "float64",
-    "decision_latency_ns": "int64",  # wall time of the policy call (and hooks); 0 with a compiled policy
+    "decision_latency_ns": "int64",  # wall time of the policy call (and hooks); NOT_MEASURED with a compiled policy
 }
+
+#: ``decision_latency_ns`` of a step whose policy call was not timed (compiled policies).
+NOT_MEASURED = -1
 
 #: Columns of :attr:`BacktestOutput.fills`, one row per fill (partial fills are separate rows).
 FILL_COLUMNS = {

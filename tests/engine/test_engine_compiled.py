@@ -15,6 +15,8 @@ from cmm_bt.engine.config import EngineConfig
 from cmm_bt.engine.hftbacktest_ref import ReferenceMM, engine_config
 from cmm_bt.engine.kernel import Exchange
 from cmm_bt.engine.loop import decision_grid, run_backtest
+from cmm_bt.engine.output import NOT_MEASURED
+from cmm_bt.metrics import compute_metrics
 from cmm_bt.engine.synthetic import synthetic_market
 
 
@@ -68,8 +70,10 @@ def test_compiled_equals_python_on_synthetic(post_only, partial, monkeypatch):
     assert len(fast.fills) > 500
     assert fast.counters["taker_orders"] > 0 or post_only
     _same(fast, slow)
-    assert (fast.steps.decision_latency_ns == 0).all()
+    assert (fast.steps.decision_latency_ns == NOT_MEASURED).all()
     assert (slow.steps.decision_latency_ns > 0).all()
+    assert np.isnan(compute_metrics(fast, wall_s=1.0)["decision_latency_us_p50"])  # missing, not 0
+    assert compute_metrics(slow, wall_s=1.0)["decision_latency_us_p50"] > 0
 
 
 def test_hooks_force_the_python_path():
