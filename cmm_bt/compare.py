@@ -10,6 +10,11 @@ from rich.text import Text
 
 from cmm_bt.formatting import KEY_METRICS, MetricRow, fmt_value, is_missing
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from cmm_bt.results import RunResult
+
 #: Study table columns (key, short label): these key metrics, one prediction-error column per task
 #: (``pred_mae_<task>``), then the decision latency.
 STUDY_KEYS = (("epnl", "EPnL"), ("map", "MAP"), ("pnl_map", "PnLMAP"), ("sharpe", "Sharpe"), ("fills", "Fills"))
@@ -18,13 +23,14 @@ PRED_ERROR_PREFIX = "pred_mae_"
 
 
 def _short(key: str, label: str) -> MetricRow:
+    """The key metric ``key`` under a shorter label (study table headers)."""
     row = next(r for r in KEY_METRICS if r.key == key)
     return MetricRow(key, label, row.kind, row.better, row.signed)
 
-if TYPE_CHECKING:
-    from rich.console import Console
 
-    from cmm_bt.results import RunResult
+def _header(row: MetricRow) -> str:
+    """The row's label with an arrow for the better direction."""
+    return row.label + {"higher": " ↑", "lower": " ↓", "none": ""}[row.better]
 
 
 def column_names(results: list["RunResult"]) -> list[str]:
@@ -59,8 +65,7 @@ def comparison_table(results: list["RunResult"], rows: tuple[MetricRow, ...] = K
             continue
         best = best_index(values, row)
         cells = [Text(fmt_value(v, row.kind, cur), style="bold green" if i in best else "") for i, v in enumerate(values)]
-        label = row.label + {"higher": " ↑", "lower": " ↓", "none": ""}[row.better]
-        table.add_row(label, *cells)
+        table.add_row(_header(row), *cells)
     return table
 
 
@@ -101,7 +106,7 @@ def study_table(results: list["RunResult"]) -> Table:
     table.add_column("Dataset")
     table.add_column("Strategy")
     for col in columns:
-        table.add_column(col.label + {"higher": " ↑", "lower": " ↓", "none": ""}[col.better], justify="right")
+        table.add_column(_header(col), justify="right")
     previous = None
     for r, row in zip(results, _study_cells(results, columns)):
         table.add_row("" if r.dataset_name == previous else r.dataset_name, r.strategy_name,
