@@ -65,6 +65,17 @@ def require_columns(columns: Iterable[str], required: Sequence[str], file: str |
                         file=file, key=missing[0])
 
 
+def _first_bad_row(bad: np.ndarray, rows: np.ndarray | None) -> int | None:
+    """File row of the first True in ``bad`` (any True across trailing axes), or None."""
+    if bad.ndim > 1:
+        bad = bad.any(axis=tuple(range(1, bad.ndim)))
+    idx = np.flatnonzero(bad)
+    if not idx.size:
+        return None
+    i = int(idx[0])
+    return int(rows[i]) if rows is not None else i
+
+
 def check_monotonic(ts: np.ndarray, file: str | Path, key: str, rows: np.ndarray | None = None,
                     unit: str = "row") -> None:
     """Raise when ``ts`` ever decreases, naming the first bad row.
@@ -75,10 +86,8 @@ def check_monotonic(ts: np.ndarray, file: str | Path, key: str, rows: np.ndarray
     ts = np.asarray(ts)
     if ts.size < 2:
         return
-    bad = np.flatnonzero(ts[1:] < ts[:-1])
-    if bad.size:
-        i = int(bad[0]) + 1
-        row = int(rows[i]) if rows is not None else i
+    row = _first_bad_row(np.concatenate([[False], ts[1:] < ts[:-1]]), rows)
+    if row is not None:
         raise DataError(f"timestamps go backwards at {unit} {row}", file=file, key=key)
 
 
@@ -93,25 +102,16 @@ def check_positive(values: np.ndarray, file: str | Path, key: str, rows: np.ndar
         bad = v < 0
     else:
         bad = ~(v > 0)
-    if bad.ndim > 1:
-        bad = bad.any(axis=tuple(range(1, bad.ndim)))
-    idx = np.flatnonzero(bad)
-    if idx.size:
-        i = int(idx[0])
-        row = int(rows[i]) if rows is not None else i
+    row = _first_bad_row(bad, rows)
+    if row is not None:
         raise DataError(f"non-positive price at {unit} {row}", file=file, key=key)
 
 
 def check_finite(values: np.ndarray, file: str | Path, key: str, rows: np.ndarray | None = None) -> None:
     """Raise when a value is NaN or infinite, naming the first bad row."""
     v = np.asarray(values, dtype=np.float64)
-    bad = ~np.isfinite(v)
-    if bad.ndim > 1:
-        bad = bad.any(axis=tuple(range(1, bad.ndim)))
-    idx = np.flatnonzero(bad)
-    if idx.size:
-        i = int(idx[0])
-        row = int(rows[i]) if rows is not None else i
+    row = _first_bad_row(~np.isfinite(v), rows)
+    if row is not None:
         raise DataError(f"missing or non-finite value at row {row}", file=file, key=key)
 
 
