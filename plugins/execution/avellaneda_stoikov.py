@@ -8,13 +8,13 @@ from typing import ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
-from cmm_bt.components import DecisionState, ExecutionPolicy, Quotes, RunContext
+from cmm_bt.components import DecisionState, Quotes, RunContext
 from cmm_bt.errors import ConfigError
-from cmm_bt_plugins.execution.estimation import EstimationParams, estimate
+from cmm_bt_plugins.execution.estimation import EstimatedPolicy, EstimationParams
 from cmm_bt_plugins.execution.quoting import QuotingParams, make_quotes, sizing
 
 
-class AvellanedaStoikov(ExecutionPolicy):
+class AvellanedaStoikov(EstimatedPolicy):
     """Reservation price ``r = s - q γ σ² (T-t)`` and total spread ``γσ²(T-t) + (2/γ) ln(1 + γ/k)``.
 
     Units: ticks and seconds (σ in ticks/√s, k per tick, γ per tick); ``q`` is the position in
@@ -48,21 +48,12 @@ class AvellanedaStoikov(ExecutionPolicy):
         super().__init__(config)
         if config.horizon == "fixed" and config.horizon_s is None:
             raise ConfigError("horizon 'fixed' needs horizon_s", key="params.horizon_s")
-        self.context: RunContext | None = None
-        self.sigma: float | None = config.sigma
-        self.k: float | None = config.k
-        self.A: float | None = None
         self.horizon_s: float | None = config.horizon_s
 
     def fit(self, context: RunContext) -> None:
-        """Estimate σ and k from ``context.train`` where the config leaves them unset."""
-        self.context = context
+        """Estimate σ and k from ``context.train`` where the config leaves them unset; the episode length."""
+        super().fit(context)
         c = self.config
-        sigma, fit = estimate(context.train, c, need_sigma=c.sigma is None, need_intensity=c.k is None)
-        if sigma is not None:
-            self.sigma = sigma
-        if fit is not None:
-            self.k, self.A = fit.k, fit.A
         if c.horizon == "episode" and c.horizon_s is None:
             self.horizon_s = _episode_length_s(context)
 

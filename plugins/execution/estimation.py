@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import Field
 
-from cmm_bt.components import Params
+from cmm_bt.components import ExecutionPolicy, Params, RunContext
 from cmm_bt.data.schema import BID, TRADE, MarketData
 from cmm_bt.data.topofbook import NO_PRICE, top_of_book
 from cmm_bt.errors import ConfigError
@@ -254,3 +254,25 @@ def estimate(data: MarketData | None, params: EstimationParams, *, need_sigma: b
     )
     fit = fit_arrival_intensity(data, params, tob=tob) if need_intensity else None
     return sigma, fit
+
+
+class EstimatedPolicy(ExecutionPolicy):
+    """An execution policy whose σ, A and k (``self.sigma``, ``self.A``, ``self.k``) default to
+    estimates from the training split; its ``Config`` has ``sigma`` and ``k`` (None = estimate)."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.context: RunContext | None = None
+        self.sigma: float | None = config.sigma
+        self.A: float | None = getattr(config, "A", None)
+        self.k: float | None = config.k
+
+    def fit(self, context: RunContext) -> None:
+        """Estimate σ, A and k from ``context.train`` where the config leaves them unset."""
+        self.context = context
+        c = self.config
+        sigma, fit = estimate(context.train, c, need_sigma=c.sigma is None, need_intensity=c.k is None)
+        if sigma is not None:
+            self.sigma = sigma
+        if fit is not None:
+            self.A, self.k = fit.A, fit.k

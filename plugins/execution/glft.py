@@ -15,9 +15,9 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from cmm_bt.components import DecisionState, ExecutionPolicy, Quotes, RunContext
+from cmm_bt.components import DecisionState, Quotes, RunContext
 from cmm_bt.errors import ConfigError
-from cmm_bt_plugins.execution.estimation import EstimationParams, estimate
+from cmm_bt_plugins.execution.estimation import EstimatedPolicy, EstimationParams
 from cmm_bt_plugins.execution.quoting import QuotingParams, make_quotes, sizing
 
 
@@ -29,7 +29,7 @@ def glft_coefficients(gamma: float, xi: float, delta: float, A: float, k: float)
     return c1, c2
 
 
-class GLFT(ExecutionPolicy):
+class GLFT(EstimatedPolicy):
     """Quotes at ``mid - (half_spread + skew·q)`` and ``mid + (half_spread - skew·q)`` where
     ``half_spread = c1 + Δ/2·σ·c2`` and ``skew = σ·c2`` (ticks; ``q`` = position in order lots).
 
@@ -58,19 +58,11 @@ class GLFT(ExecutionPolicy):
         super().__init__(config)
         if (config.A is None) != (config.k is None):
             raise ConfigError("give both A and k, or neither (they are fitted together)", key="params.A")
-        self.context: RunContext | None = None
-        self.sigma, self.A, self.k = config.sigma, config.A, config.k
         self._coef: tuple[float, float] | None = None
 
     def fit(self, context: RunContext) -> None:
         """Estimate σ, A and k from ``context.train`` where the config leaves them unset."""
-        self.context = context
-        c = self.config
-        sigma, fit = estimate(context.train, c, need_sigma=c.sigma is None, need_intensity=c.k is None)
-        if sigma is not None:
-            self.sigma = sigma
-        if fit is not None:
-            self.A, self.k = fit.A, fit.k
+        super().fit(context)
         self._coef = None
 
     @property
