@@ -18,9 +18,10 @@ from __future__ import annotations
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 
 from cmm_bt.errors import CmmBtError, DataError
 
@@ -113,6 +114,17 @@ def check_finite(values: np.ndarray, file: str | Path, key: str, rows: np.ndarra
     row = _first_bad_row(~np.isfinite(v), rows)
     if row is not None:
         raise DataError(f"missing or non-finite value at row {row}", file=file, key=key)
+
+
+def map_codes(values: Iterable, codes: Mapping[str, int], file: str | Path, key: str, what: str, expected: str) -> np.ndarray:
+    """``values`` as int8 codes through ``codes`` (keys upper case; values stripped and upper-cased);
+    raise naming the first unknown value and its row, e.g. ``unknown side 'X' at row 3 (expected B or S)``."""
+    text = pd.Series(values).astype(str).str.strip().str.upper()
+    mapped = text.map(codes)
+    row = _first_bad_row(mapped.isna().to_numpy(), None)
+    if row is not None:
+        raise DataError(f"unknown {what} {text.iloc[row]!r} at row {row} (expected {expected})", file=file, key=key)
+    return mapped.to_numpy(np.int8)
 
 
 def crossed_locked(best_bid: np.ndarray, best_ask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -109,13 +109,8 @@ class CmeParquet(DataSource):
             checks.check_positive(px, trades_path, "price")
             qty = trades["quantity"].to_numpy(np.float64)
             checks.check_positive(qty, trades_path, "quantity")
-            side_codes = trades["side"].astype(str).str.strip().str.upper()
-            side = side_codes.map(TRADE_SIDES)
-            if side.isna().any():
-                row = int(np.flatnonzero(side.isna().to_numpy())[0])
-                raise DataError(f"unknown trade side {side_codes.iloc[row]!r} at row {row} (expected B or O)",
-                                file=trades_path, key="side")
-            trades_events = trade_events(tts, tts + lat_ns, side.to_numpy(np.int8), checks.to_ticks(px, tick), qty)
+            side = checks.map_codes(trades["side"], TRADE_SIDES, trades_path, "side", "trade side", "B or O")
+            trades_events = trade_events(tts, tts + lat_ns, side, checks.to_ticks(px, tick), qty)
             tr = tts
             meta["trades"] = int(len(tts))
 

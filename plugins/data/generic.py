@@ -126,13 +126,9 @@ class GenericSnapshots(DataSource):
         checks.check_positive(px, f, "price")
         qty = df["qty"].to_numpy(np.float64)
         checks.check_positive(qty, f, "qty")
-        codes = df["side"].astype(str).str.strip().str.upper()
-        side = codes.map(SIDES)
-        if side.isna().any():
-            row = int(np.flatnonzero(side.isna().to_numpy())[0])
-            raise DataError(f"unknown side {codes.iloc[row]!r} at row {row} (expected 1/-1 or B/S)", file=f, key="side")
+        side = checks.map_codes(df["side"], SIDES, f, "side", "side", "1/-1 or B/S")
         if (local < ts).any():
             raise DataError(f"local_ts earlier than ts at row {int(np.flatnonzero(local < ts)[0])}", file=f,
                             key="local_ts")
         meta["trades"] += int(len(df))
-        return trade_events(ts, local, side.to_numpy(np.int8), checks.to_ticks(px, tick), qty)
+        return trade_events(ts, local, side, checks.to_ticks(px, tick), qty)
