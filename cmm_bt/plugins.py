@@ -9,7 +9,9 @@ Discovery order (documented in docs/writing-plugins.md):
 4. every ``*.py`` file in the plugins directory (``--plugins-dir`` or ``CMM_BT_PLUGINS_DIR``).
 
 ``CMM_BT_DISABLE_PLUGINS=a,b`` blocks plugins by name (entry-point name, module name or file
-stem); ``CMM_BT_TRACE_PLUGINS=1`` prints every hook call to stderr.
+stem); ``CMM_BT_TRACE_PLUGINS=1`` prints every hook call to stderr.  A plugin that fails to load is
+reported once on stderr and kept in ``pm.broken`` (:class:`BrokenPlugin`) instead of failing the
+command.
 """
 
 from __future__ import annotations
@@ -86,10 +88,103 @@ class PluginSettings:
         )
 
 
-def build_plugin_manager(settings: PluginSettings | None = None) -> pluggy.PluginManager:
-    """A fresh plugin manager with every plugin loaded in the documented order."""
+@dataclass(frozen=True)
+class BrokenPlugin:
+    """A plugin that failed to load (import error, bad hook implementation): reported once on stderr,
+    listed by ``cmm-bt plugins`` and named by the unknown-component error of a run that needs it."""
+
+    name: str
+    #: ``entry point DIST:NAME``, the file path, or ``CMM_BT_PLUGINS``
+    origin: str
+    #: ``ExceptionType: message``, one line
+    error: str
+
+    def __str__(self) -> str:
+        return f"plugin {self.name!r} ({self.origin}) failed to load: {self.error}"
+
+
+class PluginManager(pluggy.PluginManager):
+    """A pluggy manager that also remembers where each plugin came from and which ones failed to load."""
+
+    def __init__(self) -> None:
+        super().__init__(ENTRY_POINT_GROUP)
+        self.broken: list[BrokenPlugin] = []
+        self.origins: dict[str, str] = {}
+        self._dists: list[tuple[Any, Any]] = []
+
+    def list_plugin_distinfo(self) -> list[tuple[Any, Any]]:
+        return [*super().list_plugin_distinfo(), *self._dists]
+
+
+def broken_plugins(pm: pluggy.PluginManager) -> list[BrokenPlugin]:
+    """The plugins that failed to load into ``pm`` (empty for a plain pluggy manager)."""
+    return list(getattr(pm, "broken", ()))
+
+
+def broken_hint(pm: pluggy.PluginManager) -> str:
+    """``"; plugin 'x' (origin) failed to load: ..."`` for every broken plugin, or ``""``: appended to an
+    unknown-component error, since the missing component may be one a broken plugin would register."""
+    return "".join(f"; {b}" for b in broken_plugins(pm))
+
+
+_reported: set[str] = set()
+
+
+def _report(line: str) -> None:
+    """Write ``line`` to stderr once per process (the CLI builds the plugin manager more than once)."""
+    line = " ".join(line.split())
+    if line not in _reported:
+        _reported.add(line)
+        sys.stderr.write(line + "\n")
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(f"{type(err).__name__}: {err}".split())
+
+
+def _add(pm: PluginManager, name: str, origin: str, load: Any, dist: Any = None) -> None:
+    """Load a plugin with ``load()`` and register it as ``name``; a failure marks it broken instead of
+    raising, so one bad plugin never stops the commands that do not need it."""
+    try:
+        plugin = load()
+        pm.register(plugin, name=name)
+    except (Exception, SystemExit) as err:  # noqa: BLE001 - any error at import time is the plugin's
+        _mark_broken(pm, BrokenPlugin(name, origin, _one_line(err)))
+        return
+    pm.origins[name] = origin
+    if dist is not None:
+        pm._dists.append((plugin, dist))
+    _warn_unmarked(plugin, name, origin)
+
+
+def _mark_broken(pm: PluginManager, broken: BrokenPlugin) -> None:
+    if all(b.name != broken.name for b in pm.broken):
+        pm.broken.append(broken)
+    _report(f"warning: {broken}")
+
+
+def _warn_unmarked(plugin: Any, name: str, origin: str) -> None:
+    """Pluggy silently ignores ``cmm_bt_*`` functions without ``@hookimpl``; say so."""
+    marker = f"{ENTRY_POINT_GROUP}_impl"
+    unmarked = sorted(
+        attr for attr in dir(plugin)
+        if attr.startswith(f"{ENTRY_POINT_GROUP}_") and callable(getattr(plugin, attr, None))
+        and not isinstance(getattr(plugin, attr), type) and getattr(getattr(plugin, attr), marker, None) is None
+    )
+    if unmarked:
+        _report(f"warning: plugin {name!r} ({origin}) defines {', '.join(unmarked)} without @hookimpl; "
+                "pluggy ignores them (decorate them with @cmm_bt.hookimpl)")
+
+
+def build_plugin_manager(settings: PluginSettings | None = None) -> PluginManager:
+    """A fresh plugin manager with every plugin loaded in the documented order.
+
+    A plugin that fails to import or implements an unknown hook is not registered: it is reported once
+    on stderr and recorded in ``pm.broken`` (:func:`broken_plugins`), and only a run that names one of
+    its components fails (:func:`broken_hint`).  A missing plugins directory is still an error.
+    """
     settings = settings or PluginSettings.from_env()
-    pm = pluggy.PluginManager("cmm_bt")
+    pm = PluginManager()
     pm.add_hookspecs(hookspecs)
     for name in settings.disabled:
         pm.set_blocked(name)
@@ -99,43 +194,71 @@ def build_plugin_manager(settings: PluginSettings | None = None) -> pluggy.Plugi
     if settings.load_entry_points:
         _load_entry_points(pm, settings.only_entry_points)
     for module in settings.extra_modules:
-        if not pm.is_blocked(module):
-            try:
-                pm.register(importlib.import_module(module), name=module)
-            except ImportError as err:
-                raise CmmBtError(f"cannot import plugin module {module!r}: {err}", key="CMM_BT_PLUGINS") from None
+        if not pm.is_blocked(module) and pm.get_plugin(module) is None:
+            _add(pm, module, "CMM_BT_PLUGINS", lambda m=module: importlib.import_module(m))
     if settings.plugins_dir is not None:
         _load_plugins_dir(pm, settings.plugins_dir)
+    _drop_unknown_hooks(pm)
     if settings.trace:
         pm.trace.root.setwriter(lambda msg: sys.stderr.write(msg))
         pm.enable_tracing()
-    try:
-        pm.check_pending()
-    except pluggy.PluginValidationError as err:
-        raise CmmBtError(f"plugin {err.plugin!r} implements an unknown hook: {err}") from None
     return pm
 
 
-def _load_entry_points(pm: pluggy.PluginManager, only: tuple[str, ...] | None) -> None:
-    """Entry points of group ``cmm_bt`` (pluggy skips blocked names and records dist info)."""
-    if only is None:
-        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
-    else:
-        for name in only:
-            pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP, name=name)
+def _drop_unknown_hooks(pm: PluginManager) -> None:
+    """What ``pm.check_pending()`` would raise for, per plugin: unregister it and mark it broken."""
+    for hook_name in sorted(n for n in vars(pm.hook) if not n.startswith("_")):
+        hook = getattr(pm.hook, hook_name)
+        if hook.has_spec():
+            continue
+        for impl in hook.get_hookimpls():
+            if not impl.optionalhook and pm.get_plugin(impl.plugin_name) is not None:
+                pm.unregister(name=impl.plugin_name)
+                origin = pm.origins.pop(impl.plugin_name, "?")
+                pm._dists = [(p, d) for p, d in pm._dists if p is not impl.plugin]
+                _mark_broken(pm, BrokenPlugin(impl.plugin_name, origin, f"implements the unknown hook {hook_name!r}"))
 
 
-def _load_plugins_dir(pm: pluggy.PluginManager, folder: Path) -> None:
+def _load_entry_points(pm: PluginManager, only: tuple[str, ...] | None) -> None:
+    """Entry points of group ``cmm_bt`` (like ``pm.load_setuptools_entrypoints``, one plugin at a time:
+    blocked and already registered names are skipped, the distribution is recorded)."""
+    import importlib.metadata
+
+    dists = list(importlib.metadata.distributions())
+    for wanted in only if only is not None else (None,):
+        for dist in dists:
+            for ep in dist.entry_points:
+                if ep.group != ENTRY_POINT_GROUP or (wanted is not None and ep.name != wanted):
+                    continue
+                if pm.is_blocked(ep.name) or pm.get_plugin(ep.name) is not None or ep.name in {b.name for b in pm.broken}:
+                    continue
+                origin = f"entry point {dist.metadata['name']}:{ep.name}"
+                _add(pm, ep.name, origin, ep.load, dist)
+
+
+def _load_plugins_dir(pm: PluginManager, folder: Path) -> None:
     if not folder.is_dir():
         raise CmmBtError("plugins directory not found", file=folder)
     for path in sorted(folder.glob("*.py")):
         name = path.stem
         if name.startswith("_") or pm.is_blocked(name):
             continue
-        spec = importlib.util.spec_from_file_location(f"cmm_bt_local_plugins.{name}", path)
-        module = importlib.util.module_from_spec(spec)
+        _add(pm, name, str(path), lambda p=path: _exec_file(p))
+
+
+def _exec_file(path: Path) -> Any:
+    """Import one plugin file as module ``cmm_bt_local_plugins.<stem>`` (in ``sys.modules`` while it runs,
+    so dataclasses and pydantic models defined in it work; removed again if it fails)."""
+    module_name = f"cmm_bt_local_plugins.{path.stem}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
         spec.loader.exec_module(module)
-        pm.register(module, name=name)
+    except BaseException:
+        sys.modules.pop(module_name, None)
+        raise
+    return module
 
 
 class Hooks:
@@ -213,8 +336,10 @@ class Hooks:
 
 
 def plugin_table(pm: pluggy.PluginManager, registry: Registry) -> list[dict[str, Any]]:
-    """Name, version, hooks and registered components of every plugin (for ``cmm-bt plugins``)."""
+    """Name, origin, version, hooks and registered components of every plugin, then the broken ones
+    with their error (for ``cmm-bt plugins``)."""
     dists = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
+    origins = getattr(pm, "origins", {})
     rows = []
     for name, plugin in sorted(pm.list_name_plugin(), key=lambda p: p[0]):
         if plugin is None:
@@ -224,9 +349,16 @@ def plugin_table(pm: pluggy.PluginManager, registry: Registry) -> list[dict[str,
         components = [f"{r.kind}:{r.name}" for r in registry.registrations() if r.plugin == name]
         rows.append({
             "name": name,
-            "distribution": dist.project_name if dist else "(local)",
+            "status": "ok",
+            "origin": origins.get(name, ""),
+            "distribution": dist.metadata["name"] if dist else "(local)",
             "version": dist.version if dist else "",
             "hooks": hooks,
             "components": components,
+            "error": None,
         })
+    for b in sorted(broken_plugins(pm), key=lambda b: b.name):
+        dist_name = b.origin.removeprefix("entry point ").rsplit(":", 1)[0] if b.origin.startswith("entry point ") else "(local)"
+        rows.append({"name": b.name, "status": "broken", "origin": b.origin, "distribution": dist_name,
+                     "version": "", "hooks": [], "components": [], "error": b.error})
     return rows

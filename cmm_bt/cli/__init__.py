@@ -1,7 +1,8 @@
 """The ``cmm-bt`` command line: one module per command, combined here.
 
-Errors: a :class:`~cmm_bt.errors.CmmBtError` (bad usage, config or data) prints one line on stderr
-and exits 2; anything else exits 1, with a traceback only under ``--debug``.
+Errors: a :class:`~cmm_bt.errors.CmmBtError` (bad usage, config or data) or a usage error of the
+command line (unknown option, missing argument) prints one line on stderr and exits 2; anything
+else exits 1, with a traceback only under ``--debug``.
 """
 
 from __future__ import annotations
@@ -9,10 +10,14 @@ from __future__ import annotations
 import sys
 import traceback
 
-import click
 import typer
 
 from cmm_bt.errors import CmmBtError
+
+try:  # typer >= 0.20 ships its own copy of click; its exceptions are not click's
+    from typer._click import exceptions as _click_exceptions
+except ImportError:  # pragma: no cover - older typer on top of click
+    from click import exceptions as _click_exceptions
 
 app = typer.Typer(
     name="cmm-bt",
@@ -45,6 +50,8 @@ def _add_plugin_commands() -> None:
         Hooks(build_plugin_manager()).register_commands(app=app)
     except CmmBtError:
         pass  # the same error is raised again, as one line, by the command that needs the plugins
+    except Exception as err:  # noqa: BLE001 - a plugin's register_commands hook failed
+        sys.stderr.write(f"warning: plugin commands not added: {' '.join(f'{type(err).__name__}: {err}'.split())}\n")
 
 
 def _fail(message: str, code: int) -> None:
@@ -67,12 +74,17 @@ def main(argv: list[str] | None = None) -> None:
     try:
         rv = app(args=args, prog_name="cmm-bt", standalone_mode=False)
         raise SystemExit(rv if isinstance(rv, int) else 0)
-    except click.exceptions.Exit as err:
+    except typer.Exit as err:
         raise SystemExit(err.exit_code) from None
-    except click.ClickException as err:  # usage errors: exit 2
+    except _click_exceptions.NoArgsIsHelpError as err:  # `cmm-bt` or `cmm-bt data` alone: the help
         err.show()
         raise SystemExit(err.exit_code) from None
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except _click_exceptions.UsageError as err:  # unknown option, missing argument, bad value: exit 2
+        command = err.ctx.command_path if err.ctx is not None else "cmm-bt"
+        _fail(f"{err.format_message().rstrip('.')} (see '{command} --help')", 2)
+    except _click_exceptions.ClickException as err:
+        _fail(err.format_message(), err.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
         sys.stderr.write("aborted\n")
         raise SystemExit(130) from None
     except CmmBtError as err:

@@ -1,4 +1,4 @@
-"""List installed plugins: name, version, hooks and the components they register."""
+"""List installed plugins: name, version, hooks and the components they register; broken ones with their error."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ def command(
     plugins_dir: Path = options.PLUGINS_DIR,
     disable: list[str] = options.DISABLE,
 ) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     from cmm_bt.plugins import plugin_table
@@ -30,5 +31,8 @@ def command(
     for col in ("plugin", "distribution", "version", "components", "hooks"):
         table.add_column(col, overflow="fold")
     for r in rows:
-        table.add_row(r["name"], r["distribution"], r["version"], "\n".join(r["components"]), "\n".join(r["hooks"]))
+        if r["status"] == "broken":
+            table.add_row(r["name"], r["distribution"], "", f"[red]broken:[/] {escape(r['error'])}", f"from {escape(r['origin'])}")
+        else:
+            table.add_row(r["name"], r["distribution"], r["version"], "\n".join(r["components"]), "\n".join(r["hooks"]))
     session.console.print(table)
