@@ -8,21 +8,23 @@ from typing import ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
-from cmm_bt.components import DecisionState, Quotes, RunContext
+from cmm_bt.components import RunContext
 from cmm_bt.errors import ConfigError
 from cmm_bt_plugins.execution.estimation import EstimatedPolicy, EstimationParams
-from cmm_bt_plugins.execution.quoting import QuotingParams, make_quotes, sizing
+from cmm_bt_plugins.execution.quoting import CompiledQuoting, QuotingParams, sizing
 
 
-class AvellanedaStoikov(EstimatedPolicy):
+class AvellanedaStoikov(CompiledQuoting, EstimatedPolicy):
     """Reservation price ``r = s - q γ σ² (T-t)`` and total spread ``γσ²(T-t) + (2/γ) ln(1 + γ/k)``.
 
     Units: ticks and seconds (σ in ticks/√s, k per tick, γ per tick); ``q`` is the position in
     order lots (``position / order_qty``).  Quotes are ``r ∓ spread/2``, rounded outward and
-    clamped post-only.
+    clamped post-only.  ``quote`` and ``compiled()`` run
+    :func:`cmm_bt_plugins.execution.kernels.avellaneda_stoikov_quote` (σ², ``(2/γ)·ln(1+γ/k)`` in its params).
     """
 
     name: ClassVar[str] = "avellaneda-stoikov"
+    kernel: ClassVar[str] = "avellaneda_stoikov_quote"
 
     class Config(QuotingParams, EstimationParams):
         gamma: float = Field(0.1, gt=0, description="Risk aversion γ (per tick per lot).")
@@ -56,29 +58,26 @@ class AvellanedaStoikov(EstimatedPolicy):
         c = self.config
         if c.horizon == "episode" and c.horizon_s is None:
             self.horizon_s = _episode_length_s(context)
+        self.reset_compiled()
 
     @property
     def fitted(self) -> dict[str, float | None]:
         """The parameters in use (estimated or given)."""
         return {"sigma": self.sigma, "k": self.k, "A": self.A, "horizon_s": self.horizon_s}
 
-    def time_left_s(self, state: DecisionState) -> float:
-        if self.horizon_s is None:
-            raise ConfigError("episode length unknown: call fit(context) first or set horizon_s", key="params.horizon_s")
-        if self.config.horizon == "fixed":
-            return self.horizon_s
-        return max(0.0, 1.0 - float(state.episode_progress)) * self.horizon_s
-
-    def quote(self, state: DecisionState) -> Quotes:
+    def build_params(self, kernels) -> np.ndarray:
         c = self.config
         if self.sigma is None or self.k is None:
             raise ConfigError("sigma and k are unknown: call fit(context) first or set them", key="params")
+        if self.horizon_s is None:
+            raise ConfigError("episode length unknown: call fit(context) first or set horizon_s", key="params.horizon_s")
         qty, limit = sizing(c, self.context)
-        q = state.position / qty
-        g, var, tau = c.gamma, self.sigma**2, self.time_left_s(state)
-        r = state.mid - q * g * var * tau
-        half = 0.5 * (g * var * tau + (2.0 / g) * math.log1p(g / self.k))
-        return make_quotes(r - half, r + half, state, qty, limit, allow_inside_spread=c.allow_inside_spread)
+        p = kernels.common_params(8, qty, limit, c.allow_inside_spread)
+        g = c.gamma
+        p[kernels.AS_GAMMA], p[kernels.AS_VAR], p[kernels.AS_HORIZON] = g, self.sigma**2, self.horizon_s
+        p[kernels.AS_FIXED] = 1.0 if c.horizon == "fixed" else 0.0
+        p[kernels.AS_LOG] = (2.0 / g) * math.log1p(g / self.k)
+        return p
 
 
 def _episode_length_s(context: RunContext) -> float:

@@ -15,26 +15,55 @@ Quotes are post-only (a bid never at or above the local best ask, an ask never a
 best bid), and a side whose fill would take ``|position|`` beyond the position limit is not quoted.
 A non-finite signal means "no information": ``pred_mid`` -> 0, ``pred_spread`` -> the current
 spread, ``pred_volume`` -> ``min_qty``.  A strategy without these signals is a configuration error.
+
+``quote`` and ``compiled()`` run the same numba function
+(:func:`cmm_bt_plugins.execution.kernels.classic_price_quote`).  The compiled path reads the three
+signals from the engine's signal row by column index: the policy takes the signal table's column
+names from ``RunContext.extra["signal_columns"]`` (or the pipeline's ``Signals`` product in
+``RunContext.products``) when the run passes them, and otherwise assumes the order of the shipped
+model pipelines, ``pred_mid, pred_spread, pred_volume`` and nothing else (a row of another width is
+a ``ConfigError`` in the compiled path).
 """
 
 from __future__ import annotations
 
-import math
-from typing import ClassVar
+from typing import Callable, ClassVar
 
+import numpy as np
 from pydantic import Field, model_validator
 
 from cmm_bt.components import DecisionState, ExecutionPolicy, Quotes, RunContext
 from cmm_bt.errors import ConfigError
-from cmm_bt_plugins.execution.quoting import QuotingParams, make_quotes, sizing
+from cmm_bt_plugins.execution.quoting import CompiledQuoting, QuotingParams, sizing, to_quotes
 
 SIGNALS: tuple[str, ...] = ("pred_mid", "pred_spread", "pred_volume")
 
 
-class ClassicPrice(ExecutionPolicy):
+def signal_columns(context: RunContext | None) -> list[str] | None:
+    """The signal table's column names in the order the engine passes them, if the run tells the policy:
+    ``context.extra["signal_columns"]``, else the columns of the ``Signals`` product of the model
+    pipeline (``context.products``, where the host provides it); None when unknown."""
+    if context is None:
+        return None
+    if "signal_columns" in context.extra:
+        return [str(c) for c in context.extra["signal_columns"]]
+    products = getattr(context, "products", None)
+    if products is None:
+        return None
+    try:
+        from cmm_bt.pipeline import Signals
+
+        sig = products.get(Signals)
+    except (ImportError, AttributeError):
+        return None
+    return [] if sig is None else [str(c) for c in sig.frame.columns]
+
+
+class ClassicPrice(CompiledQuoting, ExecutionPolicy):
     """Quote around the predicted mid with the predicted spread, sized by predicted volume."""
 
     name: ClassVar[str] = "classic-price"
+    kernel: ClassVar[str] = "classic_price_quote"
 
     class Config(QuotingParams):
         alpha: float = Field(1.0, description="Weight of the predicted mid change in the quote centre: m̂ = mid + alpha * pred_mid.")
@@ -54,10 +83,14 @@ class ClassicPrice(ExecutionPolicy):
     def __init__(self, config: "ClassicPrice.Config"):
         super().__init__(config)
         self.context: RunContext | None = None
+        self._py: "tuple[Callable, np.ndarray] | None" = None
 
     def fit(self, context: RunContext) -> None:
-        """Nothing to estimate; remembers the engine's order size, lot size and position limit."""
+        """Nothing to estimate; remembers the engine's order size, lot size and position limit (and the
+        signal columns, when the run tells them)."""
         self.context = context
+        self.reset_compiled()
+        self._py = None
 
     def size_range(self) -> tuple[float, float, float]:
         """``(min_qty, max_qty, position_limit)`` with defaults resolved from the run context."""
@@ -66,16 +99,49 @@ class ClassicPrice(ExecutionPolicy):
         hi = self.config.max_qty if self.config.max_qty is not None else 5.0 * lo
         return lo, max(hi, lo), limit
 
+    def build_params(self, kernels, columns: "list[str] | None" = None) -> np.ndarray:
+        """Params of :func:`~cmm_bt_plugins.execution.kernels.classic_price_quote`; the signals at the
+        indices of ``columns`` (all three must be there), or at 0, 1, 2 of a row of exactly three."""
+        c = self.config
+        lo, hi, limit = self.size_range()
+        p = kernels.common_params(kernels.CP_SIZE, lo, limit, c.allow_inside_spread)
+        p[kernels.CP_ALPHA], p[kernels.CP_SCALE], p[kernels.CP_MIN_SPREAD] = c.alpha, c.spread_scale, c.min_spread_ticks
+        p[kernels.CP_SKEW], p[kernels.CP_FRAC], p[kernels.CP_LO], p[kernels.CP_HI] = (
+            c.skew_ticks_per_unit, c.size_fraction, lo, hi)
+        lot = self.context.instrument.lot_size if self.context is not None else 0.0
+        p[kernels.CP_LOT] = lot if lot and lot > 0 else 0.0
+        cols = [columns.index(s) for s in SIGNALS] if columns is not None else [0, 1, 2]
+        p[kernels.CP_COL_MID], p[kernels.CP_COL_SPREAD], p[kernels.CP_COL_VOL] = cols
+        p[kernels.CP_WIDTH] = -1 if columns is not None else len(SIGNALS)
+        return p
+
+    def compiled(self):
+        """The compiled quoting function and its params; None (the Python path, which raises the
+        missing-signals ``ConfigError``) when the run's signal columns are known and lack one of ``SIGNALS``."""
+        if self._fast is None:
+            cols = signal_columns(self.context)
+            if cols is not None and any(s not in cols for s in SIGNALS):
+                return None
+            from cmm_bt_plugins.execution import kernels
+
+            self._fast = (kernels.classic_price_quote, self.build_params(kernels, cols))
+        return self._fast
+
+    def _python_kernel(self) -> "tuple[Callable, np.ndarray]":
+        """The same function, for a row holding exactly ``SIGNALS`` in that order (the Python path)."""
+        if self._py is None:
+            from cmm_bt_plugins.execution import kernels
+
+            self._py = (kernels.classic_price_quote, self.build_params(kernels))
+        return self._py
+
     def quote_size(self, pred_volume: float) -> float:
         """Quote size from the predicted log volume (see the module doc)."""
-        lo, hi, _ = self.size_range()
-        if not math.isfinite(pred_volume):
-            return lo
-        raw = self.config.size_fraction * math.expm1(min(max(pred_volume, 0.0), 50.0))
-        lot = self.context.instrument.lot_size if self.context is not None else 0.0
-        if lot and lot > 0:
-            raw = math.floor(raw / lot + 1e-9) * lot
-        return float(min(max(raw, lo), hi))
+        from cmm_bt_plugins.execution import kernels
+
+        p = self._python_kernel()[1]
+        return float(kernels.classic_size(float(pred_volume), p[kernels.CP_FRAC], p[kernels.CP_LO], p[kernels.CP_HI],
+                                          p[kernels.CP_LOT]))
 
     def quote(self, state: DecisionState) -> Quotes:
         sig = state.signals
@@ -86,17 +152,10 @@ class ClassicPrice(ExecutionPolicy):
                 "add a model stage (e.g. teacher: {name: hf-causal-lm}) to the strategy",
                 key="execution",
             )
-        c = self.config
-        p_mid, p_spread, p_vol = (float(sig[s]) for s in SIGNALS)
-        if not math.isfinite(p_mid):
-            p_mid = 0.0
-        if not math.isfinite(p_spread):
-            p_spread = float(state.spread)
-        centre = state.mid + c.alpha * p_mid - c.skew_ticks_per_unit * state.position
-        half = 0.5 * max(c.spread_scale * p_spread, c.min_spread_ticks)
-        qty = self.quote_size(p_vol)
-        _, _, limit = self.size_range()
-        return make_quotes(centre - half, centre + half, state, qty, limit, allow_inside_spread=c.allow_inside_spread)
+        fn, params = self._py or self._python_kernel()
+        row = np.array((sig["pred_mid"], sig["pred_spread"], sig["pred_volume"]), np.float64)
+        return to_quotes(*fn(state.ts, state.best_bid, state.best_ask, state.bid_qty, state.ask_qty, state.position,
+                             state.episode_progress, row, params))
 
 
 __all__ = ["ClassicPrice", "SIGNALS"]

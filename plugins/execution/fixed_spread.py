@@ -4,20 +4,23 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import numpy as np
 from pydantic import Field
 
-from cmm_bt.components import DecisionState, ExecutionPolicy, Quotes, RunContext
-from cmm_bt_plugins.execution.quoting import QuotingParams, make_quotes, sizing
+from cmm_bt.components import ExecutionPolicy, RunContext
+from cmm_bt_plugins.execution.quoting import CompiledQuoting, QuotingParams, sizing
 
 
-class FixedSpread(ExecutionPolicy):
+class FixedSpread(CompiledQuoting, ExecutionPolicy):
     """Quotes ``mid - half_spread - skew*q`` / ``mid + half_spread - skew*q`` (ticks, rounded outward).
 
     ``q`` is the position in contracts / base units.  A long position lowers both quotes (sell more
     eagerly, buy less eagerly); a side whose fill would breach the position limit is not quoted.
+    ``quote`` and ``compiled()`` run :func:`cmm_bt_plugins.execution.kernels.fixed_spread_quote`.
     """
 
     name: ClassVar[str] = "fixed-spread"
+    kernel: ClassVar[str] = "fixed_spread_quote"
 
     class Config(QuotingParams):
         half_spread_ticks: float = Field(1.0, gt=0, description="Distance of each quote from the mid, ticks.")
@@ -32,16 +35,11 @@ class FixedSpread(ExecutionPolicy):
     def fit(self, context: RunContext) -> None:
         """Nothing to estimate; remembers the engine's order size and position limit."""
         self.context = context
+        self.reset_compiled()
 
-    def quote(self, state: DecisionState) -> Quotes:
+    def build_params(self, kernels) -> np.ndarray:
         c = self.config
         qty, limit = sizing(c, self.context)
-        centre = state.mid - c.skew_ticks_per_unit * state.position
-        return make_quotes(
-            centre - c.half_spread_ticks,
-            centre + c.half_spread_ticks,
-            state,
-            qty,
-            limit,
-            allow_inside_spread=c.allow_inside_spread,
-        )
+        p = kernels.common_params(5, qty, limit, c.allow_inside_spread)
+        p[kernels.FS_HALF], p[kernels.FS_SKEW] = c.half_spread_ticks, c.skew_ticks_per_unit
+        return p

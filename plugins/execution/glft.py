@@ -13,12 +13,13 @@ from __future__ import annotations
 import math
 from typing import ClassVar
 
+import numpy as np
 from pydantic import Field
 
-from cmm_bt.components import DecisionState, Quotes, RunContext
+from cmm_bt.components import RunContext
 from cmm_bt.errors import ConfigError
 from cmm_bt_plugins.execution.estimation import EstimatedPolicy, EstimationParams
-from cmm_bt_plugins.execution.quoting import QuotingParams, make_quotes, sizing
+from cmm_bt_plugins.execution.quoting import CompiledQuoting, QuotingParams, sizing
 
 
 def glft_coefficients(gamma: float, xi: float, delta: float, A: float, k: float) -> tuple[float, float]:
@@ -29,14 +30,17 @@ def glft_coefficients(gamma: float, xi: float, delta: float, A: float, k: float)
     return c1, c2
 
 
-class GLFT(EstimatedPolicy):
+class GLFT(CompiledQuoting, EstimatedPolicy):
     """Quotes at ``mid - (half_spread + skew·q)`` and ``mid + (half_spread - skew·q)`` where
     ``half_spread = c1 + Δ/2·σ·c2`` and ``skew = σ·c2`` (ticks; ``q`` = position in order lots).
 
     σ (ticks/√s), A (orders/s) and k (per tick) are estimated from the training split unless given.
+    ``quote`` and ``compiled()`` run :func:`cmm_bt_plugins.execution.kernels.glft_quote` (half-spread and
+    skew, computed once, in its params).
     """
 
     name: ClassVar[str] = "glft"
+    kernel: ClassVar[str] = "glft_quote"
 
     class Config(QuotingParams, EstimationParams):
         gamma: float = Field(0.05, gt=0, description="Risk aversion γ.")
@@ -64,6 +68,7 @@ class GLFT(EstimatedPolicy):
         """Estimate σ, A and k from ``context.train`` where the config leaves them unset."""
         super().fit(context)
         self._coef = None
+        self.reset_compiled()
 
     @property
     def fitted(self) -> dict[str, float | None]:
@@ -84,16 +89,9 @@ class GLFT(EstimatedPolicy):
         skew = self.sigma * c2 * c.skew_mult
         return half, skew
 
-    def quote(self, state: DecisionState) -> Quotes:
-        c = self.config
+    def build_params(self, kernels) -> np.ndarray:
         half, skew = self.half_spread_and_skew()
-        qty, limit = sizing(c, self.context)
-        q = state.position / qty
-        return make_quotes(
-            state.mid - (half + skew * q),
-            state.mid + (half - skew * q),
-            state,
-            qty,
-            limit,
-            allow_inside_spread=c.allow_inside_spread,
-        )
+        qty, limit = sizing(self.config, self.context)
+        p = kernels.common_params(5, qty, limit, self.config.allow_inside_spread)
+        p[kernels.GL_HALF], p[kernels.GL_SKEW] = half, skew
+        return p

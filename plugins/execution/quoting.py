@@ -1,15 +1,23 @@
-"""Helpers shared by the classic market makers: tick rounding, post-only clamps, position limits."""
+"""Options and sizing shared by the classic market makers.
+
+The quoting arithmetic itself (tick rounding, post-only clamps, position limits) is in
+:mod:`cmm_bt_plugins.execution.kernels`, compiled once with numba and used by both the Python
+``quote`` and the ``compiled()`` path of every policy.
+"""
 
 from __future__ import annotations
 
-import math
+from typing import Callable, ClassVar
 
+import numpy as np
 from pydantic import Field
 
-from cmm_bt.components import DecisionState, Params, Quotes, RunContext
+from cmm_bt.components import NO_PRICE, DecisionState, Params, Quotes, RunContext
 from cmm_bt.errors import ConfigError
 
-_EPS = 1e-9
+#: The (empty, read-only) signal row the Python path hands to quoting functions that read no signals.
+NO_SIGNALS = np.empty(0, np.float64)
+NO_SIGNALS.flags.writeable = False
 
 
 class QuotingParams(Params):
@@ -37,29 +45,39 @@ def sizing(params: QuotingParams, context: RunContext | None) -> tuple[float, fl
     return float(qty), float(lim)
 
 
-def bid_ticks(price: float, state: DecisionState, *, allow_inside_spread: bool = True) -> int:
-    """Round a bid down to a tick and clamp it post-only (never at or above the local best ask)."""
-    b = min(math.floor(price + _EPS), state.best_ask - 1)
-    return int(b if allow_inside_spread else min(b, state.best_bid))
+def to_quotes(bid_price: int, bid_qty: float, ask_price: int, ask_qty: float) -> Quotes:
+    """A quoting function's result as :class:`Quotes` (``NO_PRICE`` -> None)."""
+    return Quotes(None if bid_price == NO_PRICE else int(bid_price), float(bid_qty),
+                  None if ask_price == NO_PRICE else int(ask_price), float(ask_qty))
 
 
-def ask_ticks(price: float, state: DecisionState, *, allow_inside_spread: bool = True) -> int:
-    """Round an ask up to a tick and clamp it post-only (never at or below the local best bid)."""
-    a = max(math.ceil(price - _EPS), state.best_bid + 1)
-    return int(a if allow_inside_spread else max(a, state.best_ask))
+class CompiledQuoting:
+    """Mixin of the classic market makers: ``quote`` and ``compiled()`` call one compiled function.
 
+    A subclass names its function in :mod:`cmm_bt_plugins.execution.kernels` (``kernel``) and builds
+    the float64 params array (``build_params(kernels)``, after ``fit``); the Python path calls that
+    same numba function with the same array, so both paths give bit-identical quotes.  ``fit`` must
+    call :meth:`reset_compiled` (the params depend on the fit).
+    """
 
-def make_quotes(
-    bid: float | None, ask: float | None, state: DecisionState, qty: float, limit: float, *, allow_inside_spread: bool
-) -> Quotes:
-    """Quotes at ``bid`` / ``ask`` (float ticks; None or non-finite = not quoted), rounded outward and
-    clamped post-only, dropping a side whose fill would take |position| beyond ``limit``."""
-    pos = state.position
-    want_bid = bid is not None and math.isfinite(bid) and pos + qty <= limit + _EPS
-    want_ask = ask is not None and math.isfinite(ask) and pos - qty >= -limit - _EPS
-    return Quotes(
-        bid_price=bid_ticks(bid, state, allow_inside_spread=allow_inside_spread) if want_bid else None,
-        bid_qty=qty if want_bid else 0.0,
-        ask_price=ask_ticks(ask, state, allow_inside_spread=allow_inside_spread) if want_ask else None,
-        ask_qty=qty if want_ask else 0.0,
-    )
+    kernel: ClassVar[str] = ""
+    _fast: "tuple[Callable, np.ndarray] | None" = None
+
+    def build_params(self, kernels) -> np.ndarray:
+        raise NotImplementedError
+
+    def reset_compiled(self) -> None:
+        self._fast = None
+
+    def compiled(self) -> "tuple[Callable, np.ndarray]":
+        """``(fn, params)``: the numba quoting function and its params (built on first use, after ``fit``)."""
+        if self._fast is None:
+            from cmm_bt_plugins.execution import kernels  # numba: not at plugin registration
+
+            self._fast = (getattr(kernels, self.kernel), self.build_params(kernels))
+        return self._fast
+
+    def quote(self, state: DecisionState) -> Quotes:
+        fn, params = self._fast or self.compiled()
+        return to_quotes(*fn(state.ts, state.best_bid, state.best_ask, state.bid_qty, state.ask_qty, state.position,
+                             state.episode_progress, NO_SIGNALS, params))
