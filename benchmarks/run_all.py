@@ -11,6 +11,7 @@ HERE = Path(__file__).resolve().parent
 BENCHES = [
     ["replay_speed.py"],
     ["replay_speed.py", "--dataset", "cme-gc"],
+    ["compiled_policies.py"],
     ["engine_vs_hftbacktest.py", "--data", str(Path(os.environ.get("CMM_BT_DATA_ROOT", "datasets")) / "binance/usdm/btcusdt_20240808.gz")],
     ["cmm_latency.py"],
     ["cached_run.py", "strategies/llm-teacher.yaml"],
