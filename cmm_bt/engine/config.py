@@ -82,11 +82,6 @@ class EngineConfig(Params):
         description="At the end of each episode close the inventory with a taker order at the exchange touch "
         "(paying taker_fee); otherwise the position is carried into the next episode.",
     )
-    seed: int = Field(
-        0,
-        description="Random seed. The kernel is deterministic (the probabilistic queue models use the expected "
-        "queue position, as hftbacktest does); kept so every run records one.",
-    )
 
     @property
     def decision_interval_ns(self) -> int:

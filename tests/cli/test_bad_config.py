@@ -34,10 +34,11 @@ def assert_one_line_error(result, *fragments: str) -> None:
         ("dataset: synthetic\nexecution: {name: avellaneda-stoiko}\n", ("bad.yaml", "execution", "did you mean 'avellaneda-stoikov'")),
         ("dataset: synthetic\nexecution: {name: fixed-spread, params: {half_spred_ticks: 2}}\n", ("bad.yaml", "execution.params.half_spred_ticks", "unknown key")),
         (GOOD + "engine: {queue_model: psychic}\n", ("bad.yaml", "engine.queue_model")),
+        (GOOD + "engine: {seed: 1}\n", ("bad.yaml", "engine.seed", "unknown key")),  # the seed is top-level
         ("dataset: nosuchdata\nexecution: {name: fixed-spread}\n", ("dataset", "unknown dataset 'nosuchdata'")),
         ("dataset: synthetic\ndataset: synthetic\nexecution: {name: fixed-spread}\n", ("bad.yaml", "duplicate key 'dataset'")),
     ],
-    ids=["malformed-yaml", "unknown-key", "wrong-type", "unknown-plugin", "unknown-param", "bad-engine", "unknown-dataset", "duplicate-key"],
+    ids=["malformed-yaml", "unknown-key", "wrong-type", "unknown-plugin", "unknown-param", "bad-engine", "engine-seed", "unknown-dataset", "duplicate-key"],
 )
 def test_bad_strategy_is_one_line_exit_2_and_writes_nothing(cli, tmp_path, text, fragments):
     strategy = write(tmp_path, "bad.yaml", text)
