@@ -46,7 +46,15 @@ def test_real_if_day_sessions_trades_and_contract(data_root, if_day, tmp_path):
     assert tr["qty"].sum() == kept.volume.iloc[-1] - auction_vol
     # VWAP prices are on the tick grid and near the book
     assert (tr["price"] > 3400 / 0.2).all() and (tr["price"] < 3600 / 0.2).all()
-    assert set(np.unique(tr["side"])) <= {-1, 1} and md.meta["trade_side_ties"] >= 0
+    assert set(np.unique(tr["side"])) <= {-1, 1}
+    # a tie: the VWAP equals both the previous and the current snapshot's mid
+    mid = (kept.bidPrice1 + kept.askPrice1) / 2
+    dv = kept.volume.diff()
+    vwap = kept.value.diff() / (dv * 300)
+    traded = (kept.dataTime >= "09:30:00") & (dv > 0)
+    assert traded.sum() == len(tr)
+    ties = int((traded & (vwap == mid.shift()) & (vwap == mid)).sum())
+    assert ties > 0 and md.meta["trade_side_ties"] == ties
 
 
 def test_trade_inference_rule(tmp_path, data_root):

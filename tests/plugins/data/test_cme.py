@@ -46,7 +46,11 @@ def test_gold_slice_loads_with_derived_instrument_and_sides(gold_slice):
     last = np.searchsorted(ev["exch_ts"].to_numpy(), ts, side="right") - 1
     assert (bb[last] == np.rint(q["bid_price_0"] / 0.1)).all()
     assert (ba[last] == np.rint(q["offer_price_0"] / 0.1)).all()
-    assert md.meta["locked_rows"] >= 0 and md.meta["dropped_crossed_rows"] == 0
+    # locked (bid == ask) snapshot rows are kept and counted; crossed ones would be dropped
+    bid0, ask0 = np.rint(q["bid_price_0"] / 0.1), np.rint(q["offer_price_0"] / 0.1)
+    both = (bid0 > 0) & (ask0 > 0)
+    assert md.meta["locked_rows"] == int((both & (bid0 == ask0)).sum())
+    assert md.meta["dropped_crossed_rows"] == int((both & (bid0 > ask0)).sum()) == 0
 
 
 def test_gbp_layout_market_as_column(data_root, tmp_path):
