@@ -3,6 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 
 from cmm_bt.data.schema import ASK, BID, BOOK, CLEAR, TRADE, Instrument, MarketData, make_events
 from cmm_bt.errors import ConfigError
@@ -115,5 +116,5 @@ def test_depths_reached_too_rarely_are_a_config_error():
 
 
 def test_estimation_params_reject_unknown_keys():
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
         EstimationParams(bogus=1)

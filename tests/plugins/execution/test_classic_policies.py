@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from cmm_bt.components import DecisionState, RunContext
 from cmm_bt.data.schema import Instrument
@@ -178,5 +179,5 @@ def test_unfitted_policy_says_so():
 
 
 def test_unknown_params_rejected():
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
         GLFT.Config(gama=0.1)

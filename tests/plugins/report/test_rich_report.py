@@ -7,6 +7,7 @@ import sys
 
 import pluggy
 import pytest
+from pydantic import ValidationError
 from rich.console import Console
 
 from cmm_bt import hookspecs
@@ -87,5 +88,5 @@ def test_registration_module_does_not_import_matplotlib():
 
 
 def test_unknown_param_rejected():
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
         RichReport.Config(bogus=1)
