@@ -235,6 +235,24 @@ def test_classic_price_signal_columns_from_the_context(syn_market):
     _same(fast, run_backtest(m, plain, c, signals=sig[list(SIGNALS)]))
 
 
+def test_classic_price_signal_columns_from_the_pipeline_product(syn_market):
+    """Where the host hands the policy its pipeline products, the ``Signals`` frame tells the columns."""
+    pipeline = pytest.importorskip("cmm_bt.pipeline")
+    m = syn_market
+    c = EngineConfig(**SYN_CONFIGS["post-only"], position_limit=5)
+    times, _ = decision_grid(m, c)
+    base = _classic_signals(times.size)
+    sig = pd.DataFrame({"pred_spread": base.pred_spread, "x": 1.0, "pred_mid": base.pred_mid,
+                        "pred_volume": base.pred_volume})
+    policy = ClassicPrice(ClassicPrice.Config(alpha=0.8, size_fraction=0.3))
+    ctx = _context(m, c)
+    ctx.products = pipeline.Products({pipeline.Signals: pipeline.Signals(sig)})
+    policy.fit(ctx)
+    fast, slow = _both(m, policy, c, signals=sig)
+    assert len(fast.fills) > 100
+    _same(fast, slow)
+
+
 def test_classic_price_compiled_path_refuses_unknown_or_missing_signals(syn_market):
     m = syn_market
     c = EngineConfig(**SYN_CONFIGS["post-only"])
