@@ -17,3 +17,16 @@ def session(plugins_dir: Path | None, disable: list[str]):
     from cmm_bt.api import Session
 
     return Session.start(plugins_dir=plugins_dir, disabled=tuple(d.removeprefix("no:") for d in disable))
+
+
+# executors (sweep, compare): see cmm_bt/executors
+EXECUTOR = typer.Option(None, "--executor", help="local (a process pool, the default) or ray (Ray tasks; pip install 'cmm-bt[ray]').")
+WORKERS = typer.Option(None, "--workers", help="Runs at once (default: one per core; ray: the cluster's CPUs).")
+RAY_ADDRESS = typer.Option(None, "--ray-address", help="An existing Ray cluster (host:port); default $RAY_ADDRESS, else a local Ray instance.")
+
+
+def executor_name(executor: str | None, ray_address: str | None) -> str:
+    """``--executor`` as given; without it ``ray`` when ``--ray-address`` is given, else ``local``."""
+    if executor is None:
+        return "ray" if ray_address else "local"
+    return executor
