@@ -6,9 +6,11 @@ over ladder indices: row 0 bid quantities, row 1 ask quantities.  Prices without
 never carry quantity, so scanning ladder indices finds exactly the levels a dense per-tick array
 would, without the memory of a range spanned by a few far-away levels.
 
-``bests`` (``int64[6]``): best bid index (``-1`` when the bid side is empty), best ask index
-(``nlv`` when empty), then the lowest / highest index ever set on the bid and on the ask side
-(the scan and clear bounds).  A level update that crosses the other side deletes the crossed
+``bests`` (``int64[N_BESTS]``, slots ``B_*``): best bid index ``B_BID`` (``-1`` when the bid side
+is empty), best ask index ``B_ASK`` (``nlv`` when empty), then the lowest / highest index ever set
+on the bid side (``B_BID_LO``, ``B_BID_HI``) and on the ask side (``B_ASK_LO``, ``B_ASK_HI``): the
+scan and clear bounds.  Side ``row`` (0 bid, 1 ask) has its bounds at ``span_lo(row)`` and
+``span_lo(row) + 1``.  A level update that crosses the other side deletes the crossed
 opposite levels (the newer information wins), so the book is never crossed.
 """
 
@@ -23,6 +25,15 @@ from cmm_bt.data.schema import BID, BOOK, CLEAR
 PRICE_MARGIN = 2000
 #: Widest price range (ticks) whose ladder is built with a bitmap; wider ones use a sort.
 BITMAP_MAX_TICKS = 1 << 28
+#: ``bests`` slots (see the module docstring).
+B_BID, B_ASK, B_BID_LO, B_BID_HI, B_ASK_LO, B_ASK_HI = range(6)
+N_BESTS = 6
+
+
+@njit(cache=True, inline="always")
+def span_lo(row):
+    """Slot of the lowest index ever set on side ``row`` (0 bid, 1 ask); the highest is the next one."""
+    return B_BID_LO + (B_ASK_LO - B_BID_LO) * row
 
 
 @njit(cache=True, inline="always")
@@ -47,9 +58,17 @@ def scan_up(row, start, hi, n):
     return n
 
 
-def new_bests(n: int) -> np.ndarray:
+@njit(cache=True)
+def new_bests(n):
     """Empty-book ``bests`` over ``n`` ladder levels."""
-    return np.array([-1, n, n, -1, n, -1], dtype=np.int64)
+    bests = np.empty(N_BESTS, dtype=np.int64)
+    bests[B_BID] = -1
+    bests[B_ASK] = n
+    bests[B_BID_LO] = n
+    bests[B_BID_HI] = -1
+    bests[B_ASK_LO] = n
+    bests[B_ASK_HI] = -1
+    return bests
 
 
 @njit(cache=True, inline="always")
@@ -59,31 +78,31 @@ def book_set(book, bests, row, p, q):
     prev = book[row, p]
     book[row, p] = q
     if q > 0.0:
-        w = 2 + 2 * row
+        w = span_lo(row)
         if p < bests[w]:
             bests[w] = p
         if p > bests[w + 1]:
             bests[w + 1] = p
     if row == 0:
         if q > 0.0:
-            if p > bests[0]:
-                bests[0] = p
-            if bests[1] <= p:  # crossed: the asks at or below the new bid are gone
-                for j in range(bests[1], p + 1):
+            if p > bests[B_BID]:
+                bests[B_BID] = p
+            if bests[B_ASK] <= p:  # crossed: the asks at or below the new bid are gone
+                for j in range(bests[B_ASK], p + 1):
                     book[1, j] = 0.0
-                bests[1] = scan_up(book[1], p + 1, bests[5], n)
-        elif p == bests[0]:
-            bests[0] = scan_down(book[0], p - 1, bests[2])
+                bests[B_ASK] = scan_up(book[1], p + 1, bests[B_ASK_HI], n)
+        elif p == bests[B_BID]:
+            bests[B_BID] = scan_down(book[0], p - 1, bests[B_BID_LO])
     else:
         if q > 0.0:
-            if p < bests[1]:
-                bests[1] = p
-            if bests[0] >= p:
-                for j in range(p, bests[0] + 1):
+            if p < bests[B_ASK]:
+                bests[B_ASK] = p
+            if bests[B_BID] >= p:
+                for j in range(p, bests[B_BID] + 1):
                     book[0, j] = 0.0
-                bests[0] = scan_down(book[0], p - 1, bests[2])
-        elif p == bests[1]:
-            bests[1] = scan_up(book[1], p + 1, bests[5], n)
+                bests[B_BID] = scan_down(book[0], p - 1, bests[B_BID_LO])
+        elif p == bests[B_ASK]:
+            bests[B_ASK] = scan_up(book[1], p + 1, bests[B_ASK_HI], n)
     return prev
 
 
@@ -91,15 +110,15 @@ def book_set(book, bests, row, p, q):
 def book_clear(book, bests, row):
     """Drop one side of the book (only the span of ladder indices ever set is touched)."""
     n = book.shape[1]
-    w = 2 + 2 * row
+    w = span_lo(row)
     for j in range(bests[w], bests[w + 1] + 1):
         book[row, j] = 0.0
     bests[w] = n
     bests[w + 1] = -1
     if row == 0:
-        bests[0] = -1
+        bests[B_BID] = -1
     else:
-        bests[1] = n
+        bests[B_ASK] = n
 
 
 @njit(cache=True, inline="always")
@@ -117,7 +136,7 @@ def first_two_sided(lts, kind, side, lv, qty, perm, n, starts, ends):
     the local book is two-sided, or -1 when it never is inside the window.  Events are taken in
     local-time order ``perm``; ``n`` is the ladder size."""
     book = np.zeros((2, n))
-    bests = np.array([-1, n, n, -1, n, -1], dtype=np.int64)
+    bests = new_bests(n)
     m = starts.shape[0]
     out = np.full(m, -1, dtype=np.int64)
     k = 0
@@ -128,7 +147,7 @@ def first_two_sided(lts, kind, side, lv, qty, perm, n, starts, ends):
             e = perm[k]
             apply_market_event(book, bests, kind[e], side[e], lv[e], qty[e])
             k += 1
-        if bests[0] >= 0 and bests[1] < n:
+        if bests[B_BID] >= 0 and bests[B_ASK] < n:
             out[j] = t
             continue
         while k < ne and lts[perm[k]] < ends[j]:
@@ -137,7 +156,7 @@ def first_two_sided(lts, kind, side, lv, qty, perm, n, starts, ends):
                 e = perm[k]
                 apply_market_event(book, bests, kind[e], side[e], lv[e], qty[e])
                 k += 1
-            if bests[0] >= 0 and bests[1] < n:
+            if bests[B_BID] >= 0 and bests[B_ASK] < n:
                 out[j] = tk
                 break
     return out
@@ -231,6 +250,13 @@ def ladder_index(ladder, price):
 
 
 __all__ = [
+    "B_ASK",
+    "B_ASK_HI",
+    "B_ASK_LO",
+    "B_BID",
+    "B_BID_HI",
+    "B_BID_LO",
+    "N_BESTS",
     "PRICE_MARGIN",
     "apply_market_event",
     "book_clear",
@@ -239,4 +265,5 @@ __all__ = [
     "first_two_sided",
     "ladder_index",
     "new_bests",
+    "span_lo",
 ]

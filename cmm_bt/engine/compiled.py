@@ -4,7 +4,9 @@
 :func:`cmm_bt.engine.loop.run_backtest` (advance the exchange and the local view, record the step, send
 the quotes) and calls the policy's function through a numba first-class function of type
 :data:`POLICY_TYPE`, so results are identical to the Python path.  The explicit signature keeps the
-compiled code in numba's on-disk cache whatever the policy function is.
+compiled code in numba's on-disk cache whatever the policy function is; it is derived from
+:data:`RUN_FIELDS` and the kernel's :data:`~cmm_bt.engine.kernel.STATE_FIELDS`, the order of the
+parameters of :func:`run_steps`.
 """
 
 from __future__ import annotations
@@ -12,25 +14,36 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, types
 
-from cmm_bt.engine.kernel import A_LPOS, OK, R_ASK, R_ASKQ, R_BID, R_BIDQ, S_STEP, advance_step, send_quotes
+from cmm_bt.engine.kernel import (
+    A_LPOS,
+    F1,
+    I1,
+    OK,
+    R_ASK,
+    R_ASKQ,
+    R_BID,
+    R_BIDQ,
+    RF1,
+    S_STEP,
+    STATE_FIELDS,
+    advance_step,
+    send_quotes,
+)
 
 _i64, _f64 = types.int64, types.float64
-_I1, _I2 = types.Array(_i64, 1, "C"), types.Array(_i64, 2, "C")
-_F1, _F2, _F3 = types.Array(_f64, 1, "C"), types.Array(_f64, 2, "C"), types.Array(_f64, 3, "C")
-# the event arrays, the ladder and the signals are read-only (``loop``)
-_RI1, _RB1, _RF1 = (types.Array(t, 1, "C", readonly=True) for t in (_i64, types.int8, _f64))
-_RF2 = types.Array(_f64, 2, "C", readonly=True)
+_RF2 = types.Array(_f64, 2, "C", readonly=True)  # the signals are read-only (``loop``)
 
 #: ``fn(ts, best_bid, best_ask, bid_qty, ask_qty, position, episode_progress, signals, params)
 #: -> (bid_price, bid_qty, ask_price, ask_qty)``; see :meth:`cmm_bt.components.ExecutionPolicy.compiled`.
-POLICY_SIGNATURE = types.Tuple((_i64, _f64, _i64, _f64))(_i64, _i64, _i64, _f64, _f64, _f64, _f64, _RF1, _F1)
+POLICY_SIGNATURE = types.Tuple((_i64, _f64, _i64, _f64))(_i64, _i64, _i64, _f64, _f64, _f64, _f64, RF1, F1)
 POLICY_TYPE = types.FunctionType(POLICY_SIGNATURE)
 
-_RUN_SIGNATURE = _i64(
-    POLICY_TYPE, _F1, _RF2, _I1, _i64, _f64, _i64,  # fn, params, signals, times, episode start, span, end step
-    _RI1, _RI1, _RB1, _RB1, _RI1, _RF1, _RI1, _RI1,  # ts, lts, kind, side, lv, qty, perm, ladder
-    _F3, _I2, _I1, _F1, _I2, _F2, _I2, _I2, _F2, _F2,  # books, bests, st, fl, o_i, o_f, rq, f_i, f_f, rec
+#: The parameters of :func:`run_steps` before the replay state: (name, numba type) in order.
+RUN_FIELDS: tuple[tuple[str, types.Type], ...] = (
+    ("fn", POLICY_TYPE), ("params", F1), ("signals", _RF2), ("times", I1),
+    ("start", _i64), ("span", _f64), ("k1", _i64),  # episode start (ns), its length (ns), end step
 )
+_RUN_SIGNATURE = _i64(*(t for _, t in RUN_FIELDS + STATE_FIELDS))
 
 
 @njit(_RUN_SIGNATURE, cache=True)

@@ -7,9 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from cmm_bt.components import Params
-
-#: Queue-position models and their numeric codes inside the kernel.
-QUEUE_MODELS: dict[str, int] = {"conservative": 0, "power-prob": 1, "log-prob": 2}
+from cmm_bt.engine.queue import QUEUE_MODELS  # the queue-model registry (name -> model)
 
 
 class EngineConfig(Params):
@@ -44,11 +42,10 @@ class EngineConfig(Params):
         description="Market-data latency added to events whose local_ts equals exch_ts (sources without "
         "receive timestamps); events with a real local_ts keep it. Microseconds.",
     )
-    queue_model: Literal["conservative", "power-prob", "log-prob"] = Field(
+    queue_model: Literal[tuple(QUEUE_MODELS)] = Field(  # type: ignore[valid-type] - the registry's names
         "conservative",
-        description="Queue-position model: 'conservative' (hftbacktest RiskAdverseQueueModel: only trades at "
-        "our price advance us; level decreases only clip the queue ahead to the level size), 'power-prob' "
-        "(ProbQueueModel with f(x)=x**queue_exponent) or 'log-prob' (ProbQueueModel with f(x)=log(1+x)).",
+        description="Queue-position model: "
+        + "; ".join(f"'{name}' ({model.description})" for name, model in QUEUE_MODELS.items()) + ".",
     )
     queue_exponent: float = Field(
         3.0, gt=0, description="Exponent n of the power-prob queue model, f(x) = x**n."

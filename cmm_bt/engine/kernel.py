@@ -5,30 +5,55 @@ previous step's quotes, advances the exchange and the local view to the step tim
 local top of book), never per market event; :mod:`cmm_bt.engine.compiled` runs the same helpers
 with a compiled policy for a whole episode.  :class:`Exchange` owns the state arrays.
 
+Every entry point called from Python (:func:`step`, :func:`advance`, :func:`quote`,
+:func:`end_episode`, :func:`cmm_bt.engine.compiled.run_steps`) takes the replay state first, as the
+fields of :class:`State` in the order of :data:`STATE_FIELDS`, then its own scalars;
+``Exchange.args`` is that tuple and ``run_steps``' explicit numba signature is derived from the same
+list (``tests/engine/test_engine_signatures.py`` checks both).
+
 State layout (all plain numpy arrays so numba can cache the compiled code):
 
 * events in exchange order: ``ts``, ``lts`` (local times), ``kind``, ``side``, ``lv`` (ladder
   index, see :mod:`cmm_bt.engine.book`), ``qty``; ``perm`` is their local-time order; ``ladder``
   the prices (ticks);
-* ``books`` float64[2, 2, nlv] and ``bests`` int64[2, 6]: the exchange book (0) and the local book (1);
+* ``books`` float64[2, 2, nlv] and ``bests`` int64[2, N_BESTS] (slots ``B_*``, see
+  :mod:`cmm_bt.engine.book`): the exchange book (``EXCH``) and the local book (``LOCAL``);
 * ``st`` int64 counters, pointers and integer parameters (``S_*``, ``I_*``); ``fl`` float64
   money/position (``A_*``) and parameters (``P_*``);
-* the order table ``o_i`` int64[C, 5] / ``o_f`` float64[C, 4] (``OI_*``, ``OF_*``);
-* the FIFO of requests in flight ``rq`` int64[R, 4] (arrival time, kind, slot, order id);
-* the fill log ``f_i`` int64[F, 6] / ``f_f`` float64[F, 3] (``FI_*``, ``FF_*``);
-* ``rec`` float64[steps, 8], one row per decision step (``R_*``).
+* the order table ``o_i`` int64[C, N_OI] / ``o_f`` float64[C, N_OF] (``OI_*``, ``OF_*``);
+* the FIFO of requests in flight ``rq`` int64[R, N_RQ] (``RQ_*``: arrival time, kind, slot, order id);
+* the fill log ``f_i`` int64[F, N_FI] / ``f_f`` float64[F, N_FF] (``FI_*``, ``FF_*``);
+* ``rec`` float64[steps, N_REC], one row per decision step (``R_*``).
+
+Queue models live in :mod:`cmm_bt.engine.queue` (one function and one registry entry each); this
+module compiles them and dispatches on ``st[I_QMODEL]``.
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
-from numba import njit
+from numba import njit, types
 
 from cmm_bt.components import NO_PRICE
 from cmm_bt.data.schema import BID, BOOK, CLEAR, TRADE
-from cmm_bt.engine.book import apply_market_event, book_clear, book_set, ladder_index, new_bests, scan_down, scan_up
+from cmm_bt.engine.book import (
+    B_ASK,
+    B_ASK_HI,
+    B_BID,
+    B_BID_LO,
+    apply_market_event,
+    book_clear,
+    book_set,
+    ladder_index,
+    new_bests,
+    scan_down,
+    scan_up,
+    span_lo,
+)
+from cmm_bt.engine.queue import QUEUE_MODELS, queue_model_code
 
 # st: counters and pointers
 S_EV, S_RQH, S_RQT, S_NFILL, S_NSLOT, S_NEXT_ID, S_SUB, S_CXL, S_REJ, S_FILLED, S_EVENTS = range(11)
@@ -44,15 +69,39 @@ N_FL = 11
 # orders
 OI_ID, OI_SIDE, OI_PX, OI_STATUS, OI_DONE_TS = range(5)
 OF_QTY, OF_LEAVES, OF_FRONT, OF_CUM = range(4)
+N_OI, N_OF = 5, 4
 FREE, PENDING, LIVE, DONE = 0, 1, 2, 3
-# requests
+# requests: columns (arrival time at the exchange, kind, order slot, order id) and kinds
+RQ_TS, RQ_KIND, RQ_SLOT, RQ_OID = range(4)
+N_RQ = 4
 RQ_NEW, RQ_CANCEL = 1, 2
 # fills
 FI_TS, FI_OID, FI_SIDE, FI_PX, FI_MAKER, FI_EPISODE = range(6)
 FF_QTY, FF_FEE, FF_MID = range(3)
+N_FI, N_FF = 6, 3
 # rec: per decision step (exchange-side position and cash, local top of book, the quotes sent)
 R_POS, R_CASH, R_BID, R_ASK, R_BIDQ, R_ASKQ, R_BIDQUOTE, R_ASKQUOTE = range(8)
 N_REC = 8
+# first axis of ``books`` and ``bests``
+EXCH, LOCAL = 0, 1
+
+_i64, _f64 = types.int64, types.float64
+I1, I2 = types.Array(_i64, 1, "C"), types.Array(_i64, 2, "C")
+F1, F2, F3 = types.Array(_f64, 1, "C"), types.Array(_f64, 2, "C"), types.Array(_f64, 3, "C")
+# the event arrays and the ladder are read-only (``loop._prepare``)
+RI1, RB1, RF1 = (types.Array(t, 1, "C", readonly=True) for t in (_i64, types.int8, _f64))
+
+#: The replay state every kernel entry point takes first: (name, numba type) in argument order.
+STATE_FIELDS: tuple[tuple[str, types.Type], ...] = (
+    ("ts", RI1), ("lts", RI1), ("kind", RB1), ("side", RB1), ("lv", RI1), ("qty", RF1), ("perm", RI1),
+    ("ladder", RI1),
+    ("books", F3), ("bests", I2), ("st", I1), ("fl", F1), ("o_i", I2), ("o_f", F2), ("rq", I2),
+    ("f_i", I2), ("f_f", F2), ("rec", F2),
+)
+#: numba types of the state, in argument order (for explicit signatures).
+STATE_TYPES: tuple[types.Type, ...] = tuple(t for _, t in STATE_FIELDS)
+#: The state as a tuple of arrays; ``Exchange.args`` is one, passed as ``fn(*ex.args, ...)``.
+State = NamedTuple("State", [(name, np.ndarray) for name, _ in STATE_FIELDS])
 
 _MAX_TS = np.iinfo(np.int64).max
 _EPS = 1e-9
@@ -79,8 +128,8 @@ def _record_fill(st, fl, ladder, bests, f_i, f_f, oid, side, price, qty, maker, 
     f_i[k, FI_EPISODE] = st[S_EPISODE]
     f_f[k, FF_QTY] = qty
     f_f[k, FF_FEE] = fee
-    if bests[0] >= 0 and bests[1] < ladder.shape[0]:
-        f_f[k, FF_MID] = 0.5 * (ladder[bests[0]] + ladder[bests[1]])
+    if bests[B_BID] >= 0 and bests[B_ASK] < ladder.shape[0]:
+        f_f[k, FF_MID] = 0.5 * (ladder[bests[B_BID]] + ladder[bests[B_ASK]])
     else:
         f_f[k, FF_MID] = np.nan
     st[S_NFILL] = k + 1
@@ -107,30 +156,38 @@ def _queue_exec(front, lot):
     return math.floor(-front / lot + _EPS) * lot
 
 
+def _queue_dispatch(models, code=0):
+    """``f(code, front, prev, new, cum, exponent)``: the model number ``code`` of ``models`` (the
+    functions of :data:`cmm_bt.engine.queue.QUEUE_MODELS`, compiled here), as an if-chain that numba
+    inlines like a hand-written one.  An unknown code falls through to the last model."""
+    head = njit(cache=True, inline="always")(models[0])
+    if len(models) == 1:
+
+        @njit(inline="always")
+        def last(code, front, prev, new, cum, exponent):
+            return head(front, prev, new, cum, exponent)
+
+        return last
+    rest = _queue_dispatch(models[1:], code + 1)
+
+    @njit(inline="always")
+    def link(c, front, prev, new, cum, exponent):
+        if c == code:
+            return head(front, prev, new, cum, exponent)
+        return rest(c, front, prev, new, cum, exponent)
+
+    return link
+
+
+_queue_front = _queue_dispatch(tuple(m.function for m in QUEUE_MODELS.values()))
+
+
 @njit(cache=True, inline="always")
 def _queue_depth(o_f, slot, prev, new, qmodel, qexp):
-    """Level quantity at our price went ``prev -> new`` (hftbacktest queue models' ``depth``)."""
-    front = o_f[slot, OF_FRONT]
-    if qmodel == 0:
-        o_f[slot, OF_FRONT] = min(front, new)
-        return
-    chg = prev - new - o_f[slot, OF_CUM]
+    """Level quantity at our price went ``prev -> new``: the queue model ``qmodel`` (its number in
+    ``QUEUE_MODELS``) moves the quantity ahead of us; the trades counted since are reset."""
+    o_f[slot, OF_FRONT] = _queue_front(qmodel, o_f[slot, OF_FRONT], prev, new, o_f[slot, OF_CUM], qexp)
     o_f[slot, OF_CUM] = 0.0
-    if chg < 0.0:
-        o_f[slot, OF_FRONT] = min(front, new)
-        return
-    fr = max(front, 0.0)
-    back = max(prev - front, 0.0)
-    if qmodel == 1:
-        fb = back**qexp
-        ff = fr**qexp
-    else:
-        fb = math.log1p(back)
-        ff = math.log1p(fr)
-    den = fb + ff
-    prob = fb / den if den > 0.0 else 1.0  # probability that the decrease is behind us
-    est = front - (1.0 - prob) * chg + min(back - prob * chg, 0.0)
-    o_f[slot, OF_FRONT] = min(est, new)
 
 
 @njit(cache=True, inline="always")
@@ -167,9 +224,9 @@ def _check_crossed(st, fl, ladder, bests, o_i, o_f, f_i, f_f, ts):
             continue
         px = o_i[s, OI_PX]
         if o_i[s, OI_SIDE] == BID:
-            hit = bests[1] < n and px >= ladder[bests[1]]
+            hit = bests[B_ASK] < n and px >= ladder[bests[B_ASK]]
         else:
-            hit = bests[0] >= 0 and px <= ladder[bests[0]]
+            hit = bests[B_BID] >= 0 and px <= ladder[bests[B_BID]]
         if hit:
             _fill_order(st, fl, ladder, bests, o_i, o_f, f_i, f_f, s, o_f[s, OF_LEAVES], px, True, ts)
 
@@ -177,8 +234,8 @@ def _check_crossed(st, fl, ladder, bests, o_i, o_f, f_i, f_f, ts):
 @njit(cache=True, inline="always")
 def _on_book(st, fl, ladder, book, bests, o_i, o_f, f_i, f_f, side, lv, q, ts):
     """A level update at ladder index ``lv``: queue models of our orders there, then crossing fills."""
-    b0 = bests[0]
-    a0 = bests[1]
+    b0 = bests[B_BID]
+    a0 = bests[B_ASK]
     prev = book_set(book, bests, 0 if side == BID else 1, lv, q)
     nslot = st[S_NSLOT]
     if nslot == 0:
@@ -187,7 +244,7 @@ def _on_book(st, fl, ladder, book, bests, o_i, o_f, f_i, f_f, side, lv, q, ts):
     for s in range(nslot):
         if o_i[s, OI_STATUS] == LIVE and o_i[s, OI_SIDE] == side and o_i[s, OI_PX] == p:
             _queue_depth(o_f, s, prev, q, st[I_QMODEL], fl[P_QEXP])
-    if bests[0] != b0 or bests[1] != a0:
+    if bests[B_BID] != b0 or bests[B_ASK] != a0:
         _check_crossed(st, fl, ladder, bests, o_i, o_f, f_i, f_f, ts)
 
 
@@ -210,9 +267,9 @@ def _on_new(st, fl, ladder, book, bests, o_i, o_f, f_i, f_f, s, ts):
         st[S_REJ_LIMIT] += 1
         return
     if side == BID:
-        cross = bests[1] < n and px >= ladder[bests[1]]
+        cross = bests[B_ASK] < n and px >= ladder[bests[B_ASK]]
     else:
-        cross = bests[0] >= 0 and px <= ladder[bests[0]]
+        cross = bests[B_BID] >= 0 and px <= ladder[bests[B_BID]]
     if cross:
         if st[I_POST] != 0:
             o_i[s, OI_STATUS] = DONE
@@ -224,18 +281,18 @@ def _on_new(st, fl, ladder, book, bests, o_i, o_f, f_i, f_f, s, ts):
         o_i[s, OI_STATUS] = LIVE
         walked = 0
         if side == BID:
-            j = bests[1]
+            j = bests[B_ASK]
             while o_i[s, OI_STATUS] == LIVE and j < n and ladder[j] <= px and walked < MAX_WALK:
                 fq = min(o_f[s, OF_LEAVES], book[1, j])
                 _fill_order(st, fl, ladder, bests, o_i, o_f, f_i, f_f, s, fq, ladder[j], False, ts)
-                j = scan_up(book[1], j + 1, bests[5], n)
+                j = scan_up(book[1], j + 1, bests[B_ASK_HI], n)
                 walked += 1
         else:
-            j = bests[0]
+            j = bests[B_BID]
             while o_i[s, OI_STATUS] == LIVE and j >= 0 and ladder[j] >= px and walked < MAX_WALK:
                 fq = min(o_f[s, OF_LEAVES], book[0, j])
                 _fill_order(st, fl, ladder, bests, o_i, o_f, f_i, f_f, s, fq, ladder[j], False, ts)
-                j = scan_down(book[0], j - 1, bests[2])
+                j = scan_down(book[0], j - 1, bests[B_BID_LO])
                 walked += 1
         o_f[s, OF_FRONT] = 0.0  # any remainder rests ahead of the (stale) level at its price
         o_f[s, OF_CUM] = 0.0
@@ -249,9 +306,9 @@ def _on_new(st, fl, ladder, book, bests, o_i, o_f, f_i, f_f, s, ts):
 @njit(cache=True, inline="always")
 def _on_request(st, fl, ladder, book, bests, o_i, o_f, rq, f_i, f_f, h, tr):
     """Request ``h`` of the FIFO arrives at the exchange at ``tr``."""
-    s = rq[h, 2]
-    if o_i[s, OI_ID] == rq[h, 3]:
-        if rq[h, 1] == RQ_NEW:
+    s = rq[h, RQ_SLOT]
+    if o_i[s, OI_ID] == rq[h, RQ_OID]:
+        if rq[h, RQ_KIND] == RQ_NEW:
             if o_i[s, OI_STATUS] == PENDING:
                 _on_new(st, fl, ladder, book, bests, o_i, o_f, f_i, f_f, s, tr)
         elif o_i[s, OI_STATUS] == LIVE:
@@ -280,7 +337,7 @@ def _advance_exchange(ts, kind, side, lv, qty, ladder, book, bests, st, fl, o_i,
             break
         h = st[S_RQH]
         te = ts[i] if i < ne else _MAX_TS
-        tr = rq[h, 0] if h < st[S_RQT] else _MAX_TS
+        tr = rq[h, RQ_TS] if h < st[S_RQT] else _MAX_TS
         if te <= tr:
             if te > until:
                 break
@@ -291,15 +348,15 @@ def _advance_exchange(ts, kind, side, lv, qty, ladder, book, bests, st, fl, o_i,
                 p = lv[i]
                 q = qty[i]
                 if q > 0.0:
-                    quiet = p < bests[0] if row == 0 else p > bests[1]
+                    quiet = p < bests[B_BID] if row == 0 else p > bests[B_ASK]
                 else:
-                    quiet = p != bests[row]
+                    quiet = p != bests[B_BID + row]  # B_ASK == B_BID + 1
                 if quiet:  # no best price moves: the common case, written out (helpers taking arrays
                     # cost tens of ns per event in numba reference counting)
                     prev = book[row, p]
                     book[row, p] = q
                     if q > 0.0:
-                        w = 2 + 2 * row
+                        w = span_lo(row)
                         if p < bests[w]:
                             bests[w] = p
                         if p > bests[w + 1]:
@@ -349,10 +406,10 @@ def _advance_local(lts, kind, side, lv, qty, perm, book, bests, st, until):
         p = lv[e]
         q = qty[e]
         row = 0 if side[e] == BID else 1
-        if kind[e] == BOOK and (p != bests[row] if q <= 0.0 else (p < bests[0] if row == 0 else p > bests[1])):
+        if kind[e] == BOOK and (p != bests[B_BID + row] if q <= 0.0 else (p < bests[B_BID] if row == 0 else p > bests[B_ASK])):
             book[row, p] = q  # no best price moves: written out, as in _advance_exchange
             if q > 0.0:
-                w = 2 + 2 * row
+                w = span_lo(row)
                 if p < bests[w]:
                     bests[w] = p
                 if p > bests[w + 1]:
@@ -361,10 +418,10 @@ def _advance_local(lts, kind, side, lv, qty, perm, book, bests, st, until):
             apply_market_event(book, bests, kind[e], side[e], p, q)
         k += 1
     st[S_LEV] = k
-    if bests[0] >= 0:
-        st[S_LAST_B] = bests[0]
-    if bests[1] < n:
-        st[S_LAST_A] = bests[1]
+    if bests[B_BID] >= 0:
+        st[S_LAST_B] = bests[B_BID]
+    if bests[B_ASK] < n:
+        st[S_LAST_A] = bests[B_ASK]
 
 
 @njit(cache=True, inline="always")
@@ -378,8 +435,8 @@ def _record_step(ladder, book, bests, st, fl, rec, k):
     rec[k, R_CASH] = fl[A_CASH]
     rec[k, R_BID] = ladder[lb] if lb >= 0 else st[I_LO] - 1
     rec[k, R_ASK] = ladder[la] if la < n else st[I_HI] + 1
-    rec[k, R_BIDQ] = book[0, bests[0]] if bests[0] >= 0 else 0.0
-    rec[k, R_ASKQ] = book[1, bests[1]] if bests[1] < n else 0.0
+    rec[k, R_BIDQ] = book[0, bests[B_BID]] if bests[B_BID] >= 0 else 0.0
+    rec[k, R_ASKQ] = book[1, bests[B_ASK]] if bests[B_ASK] < n else 0.0
 
 
 @njit(cache=True)
@@ -393,10 +450,10 @@ def _push_request(st, rq, ts, kind, slot, oid):
             rq[j - h, :] = rq[j, :]
         st[S_RQH] = 0
         t = t - h
-    rq[t, 0] = ts
-    rq[t, 1] = kind
-    rq[t, 2] = slot
-    rq[t, 3] = oid
+    rq[t, RQ_TS] = ts
+    rq[t, RQ_KIND] = kind
+    rq[t, RQ_SLOT] = slot
+    rq[t, RQ_OID] = oid
     st[S_RQT] = t + 1
     return True
 
@@ -484,19 +541,20 @@ def send_quotes(st, o_i, o_f, rq, rec, k, t, bid_px, bid_qty, ask_px, ask_qty):
 def advance_step(ts, lts, kind, side, lv, qty, perm, ladder, books, bests, st, fl, o_i, o_f, rq, f_i, f_f, rec,
                  k, t):
     """Advance the exchange and the local view to decision time ``t`` and record step ``k``."""
-    code = _advance_exchange(ts, kind, side, lv, qty, ladder, books[0], bests[0], st, fl, o_i, o_f, rq, f_i, f_f, t)
+    code = _advance_exchange(ts, kind, side, lv, qty, ladder, books[EXCH], bests[EXCH], st, fl, o_i, o_f, rq, f_i,
+                             f_f, t)
     if code != OK:
         return code
-    _advance_local(lts, kind, side, lv, qty, perm, books[1], bests[1], st, t)
-    _record_step(ladder, books[1], bests[1], st, fl, rec, k)
+    _advance_local(lts, kind, side, lv, qty, perm, books[LOCAL], bests[LOCAL], st, t)
+    _record_step(ladder, books[LOCAL], bests[LOCAL], st, fl, rec, k)
     return OK
 
 
 @njit(cache=True)
 def step(ts, lts, kind, side, lv, qty, perm, ladder, books, bests, st, fl, o_i, o_f, rq, f_i, f_f, rec,
          k, t, kq, tq, bid_px, bid_qty, ask_px, ask_qty):
-    """One decision step of a Python policy: send step ``kq``'s quotes at its time ``tq`` (none when
-    ``kq < 0``), then :func:`advance_step` to step ``k`` at ``t``.
+    """Entry point: one decision step of a Python policy: send step ``kq``'s quotes at its time ``tq``
+    (none when ``kq < 0``), then :func:`advance_step` to step ``k`` at ``t``.
 
     Returns ``(code, best_bid, best_ask, bid_qty, ask_qty, local_position)``; after ``NEED_FILL_SPACE``
     grow the fill log and call again with ``kq = -1``.
@@ -511,20 +569,34 @@ def step(ts, lts, kind, side, lv, qty, perm, ladder, books, bests, st, fl, o_i, 
 
 
 @njit(cache=True)
-def advance(ts, kind, side, lv, qty, ladder, books, bests, st, fl, o_i, o_f, rq, f_i, f_f, until):
-    """Advance the exchange only (episode boundaries); see :func:`_advance_exchange`."""
-    return _advance_exchange(ts, kind, side, lv, qty, ladder, books[0], bests[0], st, fl, o_i, o_f, rq, f_i, f_f,
-                             until)
+def advance(ts, lts, kind, side, lv, qty, perm, ladder, books, bests, st, fl, o_i, o_f, rq, f_i, f_f, rec, until):
+    """Entry point: advance the exchange only (episode boundaries); see :func:`_advance_exchange`."""
+    return _advance_exchange(ts, kind, side, lv, qty, ladder, books[EXCH], bests[EXCH], st, fl, o_i, o_f, rq, f_i,
+                             f_f, until)
 
 
 @njit(cache=True)
-def end_episode(st, fl, ladder, bests, o_i, o_f, rq, f_i, f_f, ts, flatten):
+def quote(ts, lts, kind, side, lv, qty, perm, ladder, books, bests, st, fl, o_i, o_f, rq, f_i, f_f, rec,
+          k, t, bid_px, bid_qty, ask_px, ask_qty):
+    """Entry point: :func:`send_quotes` (the last step's quotes of an episode)."""
+    return send_quotes(st, o_i, o_f, rq, rec, k, t, bid_px, bid_qty, ask_px, ask_qty)
+
+
+@njit(cache=True)
+def end_episode(ts, lts, kind, side, lv, qty, perm, ladder, books, bests, st, fl, o_i, o_f, rq, f_i, f_f, rec,
+                t, flatten):
+    """Entry point: :func:`_close_episode` on the exchange book."""
+    return _close_episode(st, fl, ladder, bests[EXCH], o_i, o_f, rq, f_i, f_f, t, flatten)
+
+
+@njit(cache=True)
+def _close_episode(st, fl, ladder, bests, o_i, o_f, rq, f_i, f_f, ts, flatten):
     """Close the episode at exchange time ``ts``: drop requests in flight, cancel every working order and,
     if ``flatten``, close the inventory with a taker fill at the touch.  Returns False when the book had
     no price to flatten at.  ``bests`` is the exchange book's."""
     for h in range(st[S_RQH], st[S_RQT]):
-        s = rq[h, 2]
-        if rq[h, 1] == RQ_NEW and o_i[s, OI_ID] == rq[h, 3] and o_i[s, OI_STATUS] == PENDING:
+        s = rq[h, RQ_SLOT]
+        if rq[h, RQ_KIND] == RQ_NEW and o_i[s, OI_ID] == rq[h, RQ_OID] and o_i[s, OI_STATUS] == PENDING:
             o_i[s, OI_STATUS] = DONE
             o_i[s, OI_DONE_TS] = ts
             st[S_CXL] += 1
@@ -542,10 +614,11 @@ def end_episode(st, fl, ladder, bests, o_i, o_f, rq, f_i, f_f, ts, flatten):
         return True
     n = ladder.shape[0]
     side = -1 if pos > 0 else 1
+    bb, ba = bests[B_BID], bests[B_ASK]
     if side == -1:
-        j = bests[0] if bests[0] >= 0 else (bests[1] if bests[1] < n else -1)
+        j = bb if bb >= 0 else (ba if ba < n else -1)
     else:
-        j = bests[1] if bests[1] < n else (bests[0] if bests[0] >= 0 else -1)
+        j = ba if ba < n else (bb if bb >= 0 else -1)
     if j < 0:
         return False
     oid = st[S_NEXT_ID]
@@ -563,38 +636,35 @@ def _grow(a: np.ndarray) -> np.ndarray:
 
 class Exchange:
     """Owns the kernel state of one replay, grows the fill log when needed and turns error codes into
-    exceptions.  ``args`` is the tuple of arrays the kernels take first (see the module docstring)."""
+    exceptions.  ``args`` is the :class:`State` every entry point takes first (packed by field name)."""
 
     #: Initial sizes of the order table, the request queue and the fill log (which grows).
     order_capacity, request_capacity, fill_capacity = 256, 4096, 4096
 
     def __init__(self, events, ladder, *, lo, hi, tick_value, lot_size, config, steps):
-        from cmm_bt.engine.config import QUEUE_MODELS
-
         n = ladder.shape[0]
-        self.events = events  # ts, lts, kind, side, lv, qty, perm
+        self.ts, self.lts, self.kind, self.side, self.lv, self.qty, self.perm = events
         self.ladder = ladder
         self.books = np.zeros((2, 2, n))
         self.bests = np.stack([new_bests(n), new_bests(n)])
         self.st = np.zeros(N_ST, dtype=np.int64)
         self.st[[S_NEXT_ID, S_CUR_B, S_CURID_B, S_CUR_A, S_CURID_A, S_LAST_B, S_LAST_A]] = [1, -1, -1, -1, -1, -1, n]
-        self.st[I_LO:] = [lo, hi, QUEUE_MODELS[config.queue_model], int(config.partial_fills), int(config.post_only),
+        self.st[I_LO:] = [lo, hi, queue_model_code(config.queue_model), int(config.partial_fills), int(config.post_only),
                           int(round(config.entry_latency_us * 1000)), int(round(config.response_latency_us * 1000))]
         self.fl = np.zeros(N_FL)
         self.fl[P_TV:] = [tick_value, config.maker_fee, config.taker_fee, config.position_limit,
                           lot_size if lot_size > 0 else 1.0, config.queue_exponent]
-        self.o_i = np.zeros((self.order_capacity, 5), dtype=np.int64)
-        self.o_f = np.zeros((self.order_capacity, 4))
-        self.rq = np.zeros((self.request_capacity, 4), dtype=np.int64)
-        self.f_i = np.zeros((self.fill_capacity, 6), dtype=np.int64)
-        self.f_f = np.zeros((self.fill_capacity, 3))
+        self.o_i = np.zeros((self.order_capacity, N_OI), dtype=np.int64)
+        self.o_f = np.zeros((self.order_capacity, N_OF))
+        self.rq = np.zeros((self.request_capacity, N_RQ), dtype=np.int64)
+        self.f_i = np.zeros((self.fill_capacity, N_FI), dtype=np.int64)
+        self.f_f = np.zeros((self.fill_capacity, N_FF))
         self.rec = np.zeros((steps, N_REC))
         self.rec[:, R_BIDQUOTE:] = np.nan
         self._pack()
 
     def _pack(self) -> None:
-        self.args = (*self.events, self.ladder, self.books, self.bests, self.st, self.fl, self.o_i, self.o_f,
-                     self.rq, self.f_i, self.f_f, self.rec)
+        self.args = State(**{name: getattr(self, name) for name in State._fields})
 
     def grow_fills(self) -> None:
         self.f_i, self.f_f = _grow(self.f_i), _grow(self.f_f)
@@ -618,22 +688,19 @@ class Exchange:
                 return r
 
     def advance(self, until: int) -> None:
-        ts, _, kind, side, lv, qty, _ = self.events
-        while self.check(advance(ts, kind, side, lv, qty, self.ladder, self.books, self.bests, self.st, self.fl,
-                                 self.o_i, self.o_f, self.rq, self.f_i, self.f_f, until)):
+        while self.check(advance(*self.args, until)):
             pass
 
     def quote(self, k: int, t: int, bid_px: int, bid_qty: float, ask_px: int, ask_qty: float) -> None:
-        self.check(send_quotes(self.st, self.o_i, self.o_f, self.rq, self.rec, k, t, bid_px, bid_qty, ask_px, ask_qty))
+        self.check(quote(*self.args, k, t, bid_px, bid_qty, ask_px, ask_qty))
 
     def end_episode(self, ts: int, flatten: bool) -> bool:
         if self.st[S_NFILL] + 2 >= self.f_i.shape[0]:
             self.grow_fills()
-        return bool(end_episode(self.st, self.fl, self.ladder, self.bests[0], self.o_i, self.o_f, self.rq, self.f_i,
-                                self.f_f, ts, flatten))
+        return bool(end_episode(*self.args, ts, flatten))
 
     def exchange_mid(self) -> float:
-        bb, ba = int(self.bests[0, 0]), int(self.bests[0, 1])
+        bb, ba = int(self.bests[EXCH, B_BID]), int(self.bests[EXCH, B_ASK])
         if bb < 0 or ba >= self.ladder.shape[0]:
             return float("nan")
         return 0.5 * (int(self.ladder[bb]) + int(self.ladder[ba]))
