@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from engine_helpers import ASK, BID, MS, Script, base_book, book, cfg, market, ms, trade
+from pydantic import ValidationError
 
 from cmm_bt.components import Quotes
 from cmm_bt.engine.config import EngineConfig
@@ -19,9 +20,9 @@ def touch(s):
 
 
 def test_config_rejects_unknown_keys():
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
         EngineConfig(decision_interval=5)
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="queue_model"):
         EngineConfig(queue_model="fifo")
 
 
