@@ -4,7 +4,7 @@ CMM decision = every student forward (default family set: 3 layer + 3 task + 2 d
 plus the Hájek-MoE over each task's experts, timed per decision over ``--steps`` decisions
 (p50 / p99) on the compact path the pipeline reports (``cmm_bt_plugins.cmm.fast.FastCMM``: the
 step's window, its standardisation, all students, the mixture; weight export not timed).  For
-reference the torch batch-1 path (``StudentSet.predict`` + ``pipeline.mixture``) is timed over
+reference the torch batch-1 path (``StudentSet.predict`` + ``stages.mix_experts``) is timed over
 ``--torch-steps`` decisions.  Teacher decision = tokenise + forward + pooling of one prompt by the
 ``hf-causal-lm`` plugin (SmolLM2-135M by default), over ``--teacher-steps`` prompts.  Latency does
 not depend on the weights, so the students here are freshly initialised (same architectures and
@@ -53,7 +53,7 @@ def torch_latency(students, moe, X: np.ndarray, steps: int) -> dict[str, float]:
 
     import torch
 
-    from cmm_bt_plugins.cmm.pipeline import mixture
+    from cmm_bt_plugins.cmm.stages import mix_experts as mixture
 
     prev = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from cmm_bt_plugins.cmm.moe import HajekMoE
-    from cmm_bt_plugins.cmm.pipeline import decision_latency
+    from cmm_bt_plugins.cmm.stages import decision_latency
 
     n_features = 4 * args.levels + 5
     rng = np.random.default_rng(0)

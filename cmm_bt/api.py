@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Iterable
 
+import numpy as np
 from rich.console import Console
 
 from cmm_bt.components import RunContext
@@ -15,9 +18,11 @@ from cmm_bt.config.loader import apply_overrides, compose, deep_merge, parse_str
 from cmm_bt.data.loading import default_cache_dir, load_market
 from cmm_bt.data.manifest import compute_splits, load_manifest, resolve_data_root
 from cmm_bt.data.schema import MarketData
+from cmm_bt.pipeline import Pipeline, Products, Signals, StageContext
 from cmm_bt.plugins import Hooks, PluginSettings, build_plugin_manager
 from cmm_bt.registry import Registry
 from cmm_bt.run import RunSpec
+from cmm_bt.stage_cache import StageCache
 
 
 @dataclass
@@ -75,10 +80,42 @@ def prepare_run(
     return run, market
 
 
-def execute_run(session: Session, run: RunSpec, market: MarketData, *, out_dir: Path | None = None, write: bool = True):
-    """Signals, policy fit, replay, metrics, run folder, reports.  Returns the :class:`RunResult`."""
+def data_key(run: RunSpec, market: MarketData) -> str:
+    """Hash of the dataset's content, its splits and the engine settings (what model stages read)."""
+    h = hashlib.blake2b(digest_size=16)
+    for col in market.events.columns:
+        h.update(col.encode())
+        h.update(np.ascontiguousarray(market.events[col].to_numpy()).tobytes())
+    h.update(json.dumps({"instrument": repr(market.instrument), "sessions": market.sessions, "splits": run.splits,
+                         "engine": run.strategy.engine}, sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+def build_pipeline(run: RunSpec) -> Pipeline:
+    """The stages every plugin section of the strategy contributes, wired by product type."""
+    stages = []
+    for name, spec in run.strategy.sections.items():
+        section = run.registry.sections[name]
+        if section.stages is not None:
+            stages.extend(section.stages(run, spec))
+    return Pipeline(stages, where=run.where)
+
+
+def stage_context(run: RunSpec, market: MarketData) -> StageContext:
+    """What the run's stages read: data, replay grid, keys and the stage cache."""
     from cmm_bt.engine.config import EngineConfig
-    from cmm_bt.engine.loop import decision_grid, run_backtest
+    from cmm_bt.engine.loop import decision_grid
+
+    grid, _ = decision_grid(market, EngineConfig(**run.strategy.engine), *run.splits[run.replay_split])
+    key = data_key(run, market)
+    replay = hashlib.blake2b(f"{key}/{run.replay_split}".encode() + np.ascontiguousarray(grid).tobytes(), digest_size=16).hexdigest()
+    return StageContext(run=run, market=market, grid=grid, data_key=key, replay_key=replay, cache=StageCache(run.cache_dir))
+
+
+def execute_run(session: Session, run: RunSpec, market: MarketData, *, out_dir: Path | None = None, write: bool = True):
+    """Model pipeline, policy fit, replay, metrics, run folder, reports.  Returns the :class:`RunResult`."""
+    from cmm_bt.engine.config import EngineConfig
+    from cmm_bt.engine.loop import run_backtest
     from cmm_bt.metrics import compute_metrics
     from cmm_bt.results import RunResult, default_run_dir, write_run_folder
 
@@ -88,17 +125,20 @@ def execute_run(session: Session, run: RunSpec, market: MarketData, *, out_dir: 
         hooks.before_run(run=run)
         engine = EngineConfig(**run.strategy.engine)
         start_ns, end_ns = run.splits[run.replay_split]
-        grid, _ = decision_grid(market, engine, start_ns, end_ns)
-        signals = hooks.compute_signals(run=run, market=market, grid=grid)
+        pipeline = build_pipeline(run)
+        ctx = stage_context(run, market)
+        products = pipeline.run(ctx) if pipeline else Products()
+        signals = products.get(Signals)
 
         spec = run.strategy.execution
-        policy = run.registry.create("execution", spec.name, spec.params, where=str(run.strategy_file), key="execution")
+        policy = run.registry.create("execution", spec.name, spec.params, where=run.where, key="execution")
         train = market.between(*run.splits["train"])
-        policy.fit(RunContext(market.instrument, engine.decision_interval_ms * 1_000_000, engine.position_limit, engine.order_qty, train))
+        policy.fit(RunContext(market.instrument, engine.decision_interval_ms * 1_000_000, engine.position_limit, engine.order_qty, train, products=products))
 
         on_quote = hooks.on_quote if hooks.has_impls("cmm_bt_on_quote") else None
         on_fill = hooks.on_fill if hooks.has_impls("cmm_bt_on_fill") else None
-        output = run_backtest(market, policy, engine, signals=signals, on_quote=on_quote, on_fill=on_fill, start_ns=start_ns, end_ns=end_ns)
+        frame = None if signals is None else signals.frame
+        output = run_backtest(market, policy, engine, signals=frame, on_quote=on_quote, on_fill=on_fill, start_ns=start_ns, end_ns=end_ns)
         metrics = compute_metrics(output, wall_s=output.wall_s)
         result = RunResult(
             run_name=run.name,
@@ -109,8 +149,12 @@ def execute_run(session: Session, run: RunSpec, market: MarketData, *, out_dir: 
             output=output,
             split=run.replay_split,
         )
-        result.extra.update(run.extra.get("tables", {}))
-        result.quiet_tables.update(run.extra.get("quiet_tables", ()))
+        if signals is not None:
+            _merge_model_metrics(result.metrics, signals.metrics)
+            result.extra.update(signals.tables)
+            result.quiet_tables.update(signals.quiet_tables)
+        if pipeline:
+            result.extra["pipeline_stages"] = pipeline.timings()
         result.metrics.update(hooks.extra_metrics(run=run, result=result))
         result.metrics["run_wall_s"] = time.perf_counter() - t0
         if write:
@@ -121,6 +165,24 @@ def execute_run(session: Session, run: RunSpec, market: MarketData, *, out_dir: 
     except BaseException as err:
         hooks.on_run_error(run=run, error=err)
         raise
+
+
+#: Metrics a model pipeline may replace, and where the engine's own value is kept then.  Models
+#: evaluated in batch before the replay report the per-decision latency they would have live.
+OVERRIDABLE_METRICS: dict[str, str] = {
+    "decision_latency_us_p50": "policy_latency_us_p50",
+    "decision_latency_us_p99": "policy_latency_us_p99",
+}
+
+
+def _merge_model_metrics(metrics: dict, model: dict) -> None:
+    for key, value in model.items():
+        if key in metrics and key not in OVERRIDABLE_METRICS:
+            raise RuntimeError(f"the model pipeline reports metric {key!r}, which the engine already computes")
+    for key, engine_key in OVERRIDABLE_METRICS.items():
+        if key in model and key in metrics:
+            metrics[engine_key] = metrics[key]
+    metrics.update(model)
 
 
 def report(session: Session, run: RunSpec, result) -> None:

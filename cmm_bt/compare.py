@@ -15,11 +15,10 @@ if TYPE_CHECKING:
 
     from cmm_bt.results import RunResult
 
-#: Study table columns (key, short label): these key metrics, one prediction-error column per task
-#: (``pred_mae_<task>``), then the decision latency.
+#: Study table columns (key, short label): these key metrics, the columns plugins add
+#: (``cmm_bt_study_columns``, e.g. prediction errors), then the decision latency.
 STUDY_KEYS = (("epnl", "EPnL"), ("map", "MAP"), ("pnl_map", "PnLMAP"), ("sharpe", "Sharpe"), ("fills", "Fills"))
 STUDY_LATENCY = ("decision_latency_us_p50", "Latency p50 µs")
-PRED_ERROR_PREFIX = "pred_mae_"
 
 
 def _short(key: str, label: str) -> MetricRow:
@@ -77,11 +76,9 @@ def render_comparison(results: list["RunResult"], console: "Console") -> None:
     console.print(comparison_table(results))
 
 
-def study_columns(results: list["RunResult"]) -> list[MetricRow]:
-    """The study table's metric columns: key metrics, then one prediction-error column per task any run reports."""
-    tasks = sorted({k.removeprefix(PRED_ERROR_PREFIX) for r in results for k in r.metrics if k.startswith(PRED_ERROR_PREFIX)})
-    pred = [MetricRow(PRED_ERROR_PREFIX + t, f"MAE {t}", "float", "lower") for t in tasks]
-    return [*(_short(*k) for k in STUDY_KEYS), *pred, _short(*STUDY_LATENCY)]
+def study_columns(extra: "list[MetricRow] | tuple[MetricRow, ...]" = ()) -> list[MetricRow]:
+    """The study table's metric columns: key metrics, then ``extra`` (from plugins), then the latency."""
+    return [*(_short(*k) for k in STUDY_KEYS), *extra, _short(*STUDY_LATENCY)]
 
 
 def _study_cells(results: list["RunResult"], columns: list[MetricRow]) -> list[list[tuple[str, bool]]]:
@@ -98,10 +95,10 @@ def _study_cells(results: list["RunResult"], columns: list[MetricRow]) -> list[l
     return cells
 
 
-def study_table(results: list["RunResult"]) -> Table:
+def study_table(results: list["RunResult"], extra: "list[MetricRow] | tuple[MetricRow, ...]" = ()) -> Table:
     """One row per (dataset, strategy), one column per study metric; the best per dataset in bold green.
     Money is in each dataset's own currency."""
-    columns = study_columns(results)
+    columns = study_columns(extra)
     table = Table(title="Study (test split unless a strategy says otherwise)", title_justify="left")
     table.add_column("Dataset")
     table.add_column("Strategy")
@@ -115,9 +112,9 @@ def study_table(results: list["RunResult"]) -> Table:
     return table
 
 
-def study_markdown(results: list["RunResult"]) -> str:
+def study_markdown(results: list["RunResult"], extra: "list[MetricRow] | tuple[MetricRow, ...]" = ()) -> str:
     """The study table as Markdown (best per dataset in bold), with each row's run folder."""
-    columns = study_columns(results)
+    columns = study_columns(extra)
     head = ["Dataset", "Strategy", *(c.label for c in columns), "Run folder"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r, row in zip(results, _study_cells(results, columns)):

@@ -5,9 +5,9 @@ validates its ``params`` (unknown keys rejected).  Registration (see :mod:`cmm_b
 hands the *class* to the host; nothing heavy (torch, transformers) may be imported before the
 class is instantiated.
 
-Kinds: ``data``, ``teacher``, ``probe``, ``student``, ``moe``, ``execution``, ``reporter``.
-The host knows how to drive ``data``, ``execution`` and ``reporter`` components; the model kinds
-are driven by pipeline plugins through :meth:`cmm_bt.hookspecs.cmm_bt_compute_signals`.
+The host's own kinds are ``data``, ``execution`` and ``reporter`` (:data:`HOST_KINDS`); plugins
+declare further kinds (``cmm_bt_register_kinds``) with base classes of their own, and drive them
+through the pipeline stages of the strategy sections they declare (:mod:`cmm_bt.pipeline`).
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from cmm_bt.data.schema import Instrument, MarketData
+    from cmm_bt.pipeline import Products
     from cmm_bt.results import RunResult
 
 #: "No order on this side" as an int64 price, for compiled quoting functions (:meth:`ExecutionPolicy.compiled`).
 NO_PRICE: int = int(np.iinfo(np.int64).min)
 
-KINDS: tuple[str, ...] = ("data", "teacher", "probe", "student", "moe", "execution", "reporter")
 
 
 class Params(BaseModel):
@@ -121,7 +121,11 @@ class DecisionState:
 
 @dataclass
 class RunContext:
-    """Facts an execution policy may use when it is built and fitted."""
+    """Facts an execution policy may use when it is built and fitted.
+
+    :ivar train: the training split's market data.
+    :ivar products: the run's pipeline products by type (e.g. a trained model), or None.
+    """
 
     instrument: "Instrument"
     decision_interval_ns: int
@@ -129,6 +133,7 @@ class RunContext:
     order_qty: float
     train: "MarketData | None" = None
     extra: dict[str, Any] = field(default_factory=dict)
+    products: "Products | None" = None
 
 
 class ExecutionPolicy(Component):
@@ -169,29 +174,9 @@ class Reporter(Component):
         raise NotImplementedError
 
 
-# ------------------------------------------------------------------------------- model kinds
-class Teacher(Component):
-    kind = "teacher"
-
-
-class Probe(Component):
-    kind = "probe"
-
-
-class Student(Component):
-    kind = "student"
-
-
-class MoE(Component):
-    kind = "moe"
-
-
-BASE_CLASS_OF_KIND: dict[str, type[Component]] = {
+#: The kinds the host itself drives, and their base classes.
+HOST_KINDS: dict[str, type[Component]] = {
     "data": DataSource,
-    "teacher": Teacher,
-    "probe": Probe,
-    "student": Student,
-    "moe": MoE,
     "execution": ExecutionPolicy,
     "reporter": Reporter,
 }

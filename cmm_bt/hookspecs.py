@@ -12,15 +12,14 @@ from typing import TYPE_CHECKING, Any, Callable
 import pluggy
 
 if TYPE_CHECKING:
-    import numpy as np
-    import pandas as pd
     import typer
     from rich.console import Console
 
     from cmm_bt.components import DecisionState, Quotes
-    from cmm_bt.data.schema import MarketData
+    from cmm_bt.formatting import MetricRow
     from cmm_bt.results import RunResult
     from cmm_bt.run import RunSpec
+    from cmm_bt.sections import Section
 
 hookspec = pluggy.HookspecMarker("cmm_bt")
 hookimpl = pluggy.HookimplMarker("cmm_bt")
@@ -64,38 +63,6 @@ def cmm_bt_register_data_sources(register: Register) -> None:
 
 
 @hookspec
-def cmm_bt_register_teachers(register: Register) -> None:
-    """Register :class:`~cmm_bt.components.Teacher` classes (kind ``teacher``).
-
-    .. versionadded:: 0.1
-    """
-
-
-@hookspec
-def cmm_bt_register_probes(register: Register) -> None:
-    """Register :class:`~cmm_bt.components.Probe` classes (kind ``probe``).
-
-    .. versionadded:: 0.1
-    """
-
-
-@hookspec
-def cmm_bt_register_students(register: Register) -> None:
-    """Register :class:`~cmm_bt.components.Student` classes (kind ``student``).
-
-    .. versionadded:: 0.1
-    """
-
-
-@hookspec
-def cmm_bt_register_experts(register: Register) -> None:
-    """Register :class:`~cmm_bt.components.MoE` classes (kind ``moe``).
-
-    .. versionadded:: 0.1
-    """
-
-
-@hookspec
 def cmm_bt_register_execution(register: Register) -> None:
     """Register :class:`~cmm_bt.components.ExecutionPolicy` classes (kind ``execution``).
 
@@ -111,25 +78,38 @@ def cmm_bt_register_reporters(register: Register) -> None:
     """
 
 
-# ------------------------------------------------------------------------------------- the run
 @hookspec
-def cmm_bt_before_run(run: "RunSpec") -> None:
-    """Called once the strategy is validated and the data loaded, before any model or replay.
+def cmm_bt_register_kinds(register: "Callable[[str, type], None]") -> None:
+    """Declare new component kinds: ``register(kind, base_class)``.
 
-    .. versionadded:: 0.1
+    Components of the kind must subclass ``base_class``, which says what the plugin driving the
+    kind calls (e.g. a ``teacher`` kind whose base declares ``hidden_states``).
+
+    .. versionadded:: 0.2
     """
 
 
 @hookspec
-def cmm_bt_compute_signals(run: "RunSpec", market: "MarketData", grid: "np.ndarray") -> "pd.DataFrame | None":
-    """Compute per-decision-step model outputs before the replay (batch, past data only).
+def cmm_bt_register_components(register: Register) -> None:
+    """Register component classes of any kind: ``register(cls, aliases=())``; the kind is ``cls.kind``.
 
-    :param run: the validated run (strategy sections, dataset, splits, cache directory).
-    :param market: the whole dataset (all splits; use ``run.splits`` to fit on training data).
-    :param grid: local decision times (ns) of the replay, ascending.
-    :returns: a DataFrame with one row per grid time, columns are signal names (``pred_mid`` ...),
-        or None when this plugin has nothing to add.  Results of all plugins are joined; a
-        duplicate column name is an error.
+    .. versionadded:: 0.2
+    """
+
+
+@hookspec
+def cmm_bt_register_sections(register: "Callable[[Section], None]") -> None:
+    """Declare top-level strategy sections (:class:`~cmm_bt.sections.Section`): their shape, the
+    component kind they name and the pipeline stages they add to a run.
+
+    .. versionadded:: 0.2
+    """
+
+
+# ------------------------------------------------------------------------------------- the run
+@hookspec
+def cmm_bt_before_run(run: "RunSpec") -> None:
+    """Called once the strategy is validated and the data loaded, before any model or replay.
 
     .. versionadded:: 0.1
     """
@@ -153,11 +133,9 @@ def cmm_bt_on_fill(fill: dict[str, Any]) -> None:
 
 @hookspec
 def cmm_bt_extra_metrics(run: "RunSpec", result: "RunResult") -> "dict[str, float] | None":
-    """Contribute flat keys to ``metrics.json`` (e.g. ``pred_mae_mid``); duplicates are an error.
+    """Contribute flat keys to ``metrics.json``; a key contributed twice is an error.
 
-    Exception: a model plugin whose predictions were computed in batch before the replay may return
-    ``decision_latency_us_p50/p99`` (the per-decision latency its model would have live); the
-    engine's policy-call latency is then kept as ``policy_latency_us_p50/p99``.
+    (Model pipelines report their own metrics through their :class:`~cmm_bt.pipeline.Signals`.)
 
     .. versionadded:: 0.1
     """
@@ -180,6 +158,16 @@ def cmm_bt_on_run_error(run: "RunSpec", error: BaseException) -> None:
 
 
 # ------------------------------------------------------------------------------------- reports
+@hookspec
+def cmm_bt_study_columns(metrics: "list[str]") -> "list[MetricRow] | None":
+    """Extra columns of ``cmm-bt compare``'s study table, given the metric keys the runs report.
+
+    :returns: :class:`~cmm_bt.formatting.MetricRow` rows (placed after the key metrics), or None.
+
+    .. versionadded:: 0.2
+    """
+
+
 @hookspec
 def cmm_bt_report_sections(result: "RunResult", console: "Console") -> None:
     """Print extra sections after the main report (like ``pytest_terminal_summary``).

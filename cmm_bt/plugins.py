@@ -31,32 +31,19 @@ from cmm_bt.errors import CmmBtError
 from cmm_bt.registry import Registry
 
 if TYPE_CHECKING:
-    import numpy as np
-    import pandas as pd
     from rich.console import Console
 
     from cmm_bt.components import DecisionState, Quotes
-    from cmm_bt.data.schema import MarketData
+    from cmm_bt.formatting import MetricRow
     from cmm_bt.results import RunResult
     from cmm_bt.run import RunSpec
 
 ENTRY_POINT_GROUP = "cmm_bt"
 DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = ()
 
-#: Metrics a model plugin may replace, and where the engine's own value is kept then.  Models
-#: computed in batch before the replay report the per-decision latency they would have live.
-OVERRIDABLE_METRICS: dict[str, str] = {
-    "decision_latency_us_p50": "policy_latency_us_p50",
-    "decision_latency_us_p99": "policy_latency_us_p99",
-}
-
-#: register hook name -> component kind
+#: register hook name -> component kind, for the host's own kinds
 REGISTER_HOOKS: dict[str, str] = {
     "cmm_bt_register_data_sources": "data",
-    "cmm_bt_register_teachers": "teacher",
-    "cmm_bt_register_probes": "probe",
-    "cmm_bt_register_students": "student",
-    "cmm_bt_register_experts": "moe",
     "cmm_bt_register_execution": "execution",
     "cmm_bt_register_reporters": "reporter",
 }
@@ -268,15 +255,18 @@ class Hooks:
         self.pm = pm
 
     def build_registry(self) -> Registry:
-        """Call every ``cmm_bt_register_*`` hook, recording which plugin registered what."""
+        """Call the register hooks (kinds, then components, then sections), recording which plugin
+        registered what."""
         registry = Registry()
+        for impl in self.pm.hook.cmm_bt_register_kinds.get_hookimpls():
+            impl.function(lambda kind, base, _plugin=impl.plugin_name: registry.add_kind(kind, base, _plugin))
         for hook_name, kind in REGISTER_HOOKS.items():
             for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
-
-                def register(cls, aliases=(), _kind=kind, _plugin=impl.plugin_name):
-                    registry.register(_kind, cls, _plugin, aliases)
-
-                impl.function(register)
+                impl.function(lambda cls, aliases=(), _kind=kind, _plugin=impl.plugin_name: registry.register(_kind, cls, _plugin, aliases))
+        for impl in self.pm.hook.cmm_bt_register_components.get_hookimpls():
+            impl.function(lambda cls, aliases=(), _plugin=impl.plugin_name: registry.register(cls.kind, cls, _plugin, aliases))
+        for impl in self.pm.hook.cmm_bt_register_sections.get_hookimpls():
+            impl.function(lambda section, _plugin=impl.plugin_name: registry.add_section(section, _plugin))
         return registry
 
     def register_commands(self, *, app: Any) -> None:
@@ -284,22 +274,6 @@ class Hooks:
 
     def before_run(self, *, run: "RunSpec") -> None:
         self.pm.hook.cmm_bt_before_run(run=run)
-
-    def compute_signals(self, *, run: "RunSpec", market: "MarketData", grid: "np.ndarray") -> "pd.DataFrame | None":
-        """Join every plugin's signals (one row per grid time); a duplicate column is an error."""
-        import pandas as pd
-
-        frames = [f for f in self.pm.hook.cmm_bt_compute_signals(run=run, market=market, grid=grid) if f is not None]
-        if not frames:
-            return None
-        for f in frames:
-            if len(f) != len(grid):
-                raise RuntimeError(f"a plugin returned {len(f)} signal rows for {len(grid)} decision steps")
-        joined = pd.concat([f.reset_index(drop=True) for f in frames], axis=1)
-        dupes = joined.columns[joined.columns.duplicated()].tolist()
-        if dupes:
-            raise RuntimeError(f"several plugins computed the signals {dupes}")
-        return joined
 
     def on_quote(self, *, state: "DecisionState", quotes: "Quotes") -> None:
         self.pm.hook.cmm_bt_on_quote(state=state, quotes=quotes)
@@ -311,19 +285,18 @@ class Hooks:
         return bool(getattr(self.pm.hook, hook_name).get_hookimpls())
 
     def extra_metrics(self, *, run: "RunSpec", result: "RunResult") -> dict[str, float]:
-        """Every plugin's extra metrics.  A key may be contributed once; only the decision-latency
-        keys (:data:`OVERRIDABLE_METRICS`) may replace the engine's, which then stay available as
-        ``policy_latency_us_p50/p99``."""
+        """Every plugin's extra metrics; a key may be contributed once and never replaces the run's."""
         out: dict[str, float] = {}
         for part in self.pm.hook.cmm_bt_extra_metrics(run=run, result=result):
             for key, value in (part or {}).items():
-                if key in out or (key in result.metrics and key not in OVERRIDABLE_METRICS):
+                if key in out or key in result.metrics:
                     raise RuntimeError(f"metric {key!r} contributed twice")
                 out[key] = value
-        for key, engine_key in OVERRIDABLE_METRICS.items():
-            if key in out and key in result.metrics:
-                out[engine_key] = result.metrics[key]
         return out
+
+    def study_columns(self, *, metrics: list[str]) -> list["MetricRow"]:
+        """Plugins' extra study-table columns for runs reporting ``metrics``."""
+        return [row for part in self.pm.hook.cmm_bt_study_columns(metrics=metrics) for row in (part or [])]
 
     def after_run(self, *, run: "RunSpec", result: "RunResult") -> None:
         self.pm.hook.cmm_bt_after_run(run=run, result=result)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +19,7 @@ class RunSpec:
     """A validated strategy bound to its dataset.
 
     :ivar name: strategy name (the file stem).
-    :ivar strategy: the validated envelope; model sections are ``ComponentSpec | None``.
+    :ivar strategy: the validated envelope; ``strategy.section(name)`` gives a plugin section.
     :ivar resolved: the resolved strategy as a plain dict (written to ``config.yaml``).
     :ivar dataset: the dataset manifest.
     :ivar splits: ``train`` / ``validation`` / ``test`` / ``all`` -> ``(start_ns, end_ns)``, end exclusive.
@@ -37,7 +37,6 @@ class RunSpec:
     registry: "Registry"
     console: "Console"
     out_dir: Path | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def seed(self) -> int:
@@ -46,3 +45,8 @@ class RunSpec:
     @property
     def replay_split(self) -> str:
         return self.strategy.split
+
+    @property
+    def where(self) -> str | None:
+        """The strategy file, for error messages."""
+        return str(self.strategy_file) if self.strategy_file else None

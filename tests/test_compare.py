@@ -57,14 +57,16 @@ def test_empty_comparison():
 
 def test_study_table_marks_best_per_dataset_and_adds_prediction_errors():
     from cmm_bt.compare import study_columns, study_markdown
+    from cmm_bt.formatting import MetricRow
 
+    mae = [MetricRow("pred_mae_mid", "MAE mid", "float", "lower")]  # what a model plugin adds (cmm_bt_study_columns)
     runs = [result("fixed", "r1", epnl=1.0, map=2.0), result("cmm", "r2", epnl=3.0, map=1.0, pred_mae_mid=0.5)]
     other = result("fixed", "r3", epnl=-5.0, map=4.0)
     other.dataset_name = "cme-6b"
     runs.append(other)
-    keys = [c.key for c in study_columns(runs)]
+    keys = [c.key for c in study_columns(mae)]
     assert keys == ["epnl", "map", "pnl_map", "sharpe", "fills", "pred_mae_mid", "decision_latency_us_p50"]
-    md = study_markdown(runs).splitlines()
+    md = study_markdown(runs, mae).splitlines()
     assert md[0].startswith("| Dataset | Strategy | EPnL | MAP | PnLMAP | Sharpe | Fills | MAE mid | Latency p50")
     assert md[2].startswith("| cme-gc | fixed | 1.00 USD | 2 |")  # not best: cmm wins both on cme-gc
     assert md[3].startswith("| cme-gc | cmm | **3.00 USD** | **1** |")

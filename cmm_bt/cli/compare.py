@@ -46,9 +46,10 @@ def command(
             session.console.rule(batch[0].dataset_name)
         render_comparison(batch, session.console)
         results += batch
+    extra = session.hooks.study_columns(metrics=sorted({k for r in results for k in r.metrics}))
     if len(dataset) > 1 or table:
-        session.console.print(study_table(results))
+        session.console.print(study_table(results, extra))
     if table:
         with atomic_write(table) as tmp:
-            tmp.write_text(study_markdown(results))
+            tmp.write_text(study_markdown(results, extra))
         session.console.print(f"study table written to {table}")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import copy
+import difflib
 from pathlib import Path
 from typing import Any, Iterable
 
 from pydantic import ValidationError
 
 from cmm_bt.config.errors import render_validation_error
-from cmm_bt.config.strategy import COMPONENT_SECTIONS, Strategy
+from cmm_bt.config.strategy import HOST_FIELDS, ComponentSpec, Strategy
 from cmm_bt.config.yamlio import parse_scalar, read_yaml_mapping
 from cmm_bt.errors import ConfigError
 from cmm_bt.registry import Registry
@@ -85,19 +86,39 @@ def parse_strategy(data: dict[str, Any], *, file: Path | str) -> Strategy:
 
 
 def validate_components(strategy: Strategy, registry: Registry, *, file: Path | str) -> None:
-    """Stage 2: every named component exists and its params validate with its own Config."""
+    """Stage 2: plugin sections are declared and valid; every named component exists and its params
+    validate with its own Config; ``engine`` validates."""
     from cmm_bt.engine.config import EngineConfig
 
-    for section, kind in COMPONENT_SECTIONS.items():
-        spec = getattr(strategy, section)
-        if spec is not None:
-            registry.validate_params(kind, spec.name, spec.params, where=str(file), key=section)
+    strategy._sections = _validate_sections(strategy, registry, file=file)
+    registry.validate_params("execution", strategy.execution.name, strategy.execution.params, where=str(file), key="execution")
     for i, spec in enumerate(strategy.reporters):
         registry.validate_params("reporter", spec.name, spec.params, where=str(file), key=f"reporters.{i}")
     try:
         EngineConfig(**strategy.engine)
     except ValidationError as err:
         raise ConfigError(render_validation_error(err, prefix="engine"), file=file) from None
+
+
+def _validate_sections(strategy: Strategy, registry: Registry, *, file: Path | str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, raw in strategy.raw_sections.items():
+        section = registry.sections.get(key)
+        if section is None:
+            known = sorted({*HOST_FIELDS, *registry.sections})
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"unknown key{hint} (neither a host key nor a section an installed plugin declares; known: {', '.join(known)})", file=file, key=key)
+        if raw is None:
+            continue
+        try:
+            spec = section.model(**raw) if isinstance(raw, dict) else section.model.model_validate(raw)
+        except ValidationError as err:
+            raise ConfigError(render_validation_error(err, prefix=key), file=file) from None
+        if section.kind is not None and isinstance(spec, ComponentSpec):
+            registry.validate_params(section.kind, spec.name, spec.params, where=str(file), key=key)
+        out[key] = spec
+    return out
 
 
 def load_strategy(path: Path, overrides: Iterable[str] = (), registry: Registry | None = None) -> tuple[Strategy, dict[str, Any]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cmm_bt.config.strategy import COMPONENT_SECTIONS, Strategy
+from cmm_bt.config.strategy import ComponentSpec, Strategy
 from cmm_bt.registry import Registry
 
 
@@ -25,16 +25,17 @@ def _component_schema(registry: Registry, kind: str) -> dict[str, Any]:
 
 
 def strategy_schema(registry: Registry) -> dict[str, Any]:
-    """The envelope's schema where each component section lists the registered components' params."""
+    """The envelope's schema, with every plugin section and each component's params spliced in."""
     from cmm_bt.engine.config import EngineConfig
 
     schema = Strategy.model_json_schema()
     props = schema["properties"]
-    for section, kind in COMPONENT_SECTIONS.items():
-        desc = props[section].get("description", "")
-        props[section] = {"description": desc, **_component_schema(registry, kind)}
-        if section != "execution":
-            props[section] = {"description": desc, "anyOf": [props[section], {"type": "null"}]}
+    props["execution"] = {"description": props["execution"].get("description", ""), **_component_schema(registry, "execution")}
+    for name, section in sorted(registry.sections.items()):
+        body = _component_schema(registry, section.kind) if section.kind and section.model is ComponentSpec else section.model.model_json_schema()
+        props[name] = {"description": section.description or f"Plugin section ({registry.section_owner[name]})",
+                       "anyOf": [body, {"type": "null"}]}
+    schema["additionalProperties"] = False
     props["reporters"] = {"type": "array", "items": _component_schema(registry, "reporter"), "description": props["reporters"].get("description", "")}
     props["engine"] = {**EngineConfig.model_json_schema(), "description": props["engine"].get("description", "")}
     props["extends"] = {"description": "Base strategy file(s), relative to this file.", "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}

@@ -8,7 +8,7 @@ stacked) and runs one decision in four numba kernels: input standardisation (flo
 maps, and the Hájek-MoE of every task on the K common-space embeddings (one K×K distance matrix).
 Other mixers (``mean``, ``gate``, ``best-single``) use their own numpy ``weights`` per task.
 
-Results equal the torch path (``StudentSet.predict`` + ``pipeline.mixture``) up to the float32
+Results equal the torch path (``StudentSet.predict`` + ``stages.mix_experts``) up to the float32
 rounding of the torch forward (tested < 1e-5).  The TCN kernel only computes the time steps the
 last step's receptive field needs.  Kernels are compiled on first use (``cache=True``: once per
 machine); torch is imported only while exporting the weights.

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from cmm_bt.components import MoE
+from cmm_bt_plugins.models.interfaces import MoE
 from cmm_bt.errors import ConfigError
 
 

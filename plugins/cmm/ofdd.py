@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
@@ -190,7 +190,6 @@ class TrainedStudent:
     common_map: np.ndarray  # [p, c]: P z (band PCA coords) -> common space
     common_bias: np.ndarray  # [c]
     meta: dict[str, Any] = field(default_factory=dict)
-    cached: bool = False
 
     def forward_std(self, Xs: np.ndarray, batch: int = 4096) -> tuple[np.ndarray, np.ndarray]:
         """Standardised predictions ``[N, len(tasks)]`` and common-space embeddings ``[N, c]``."""
@@ -219,6 +218,7 @@ class StudentSet:
     y_std: np.ndarray
     tasks: list[str]
     common_dim: int
+    window: int = 0
 
     def standardise(self, X: np.ndarray) -> np.ndarray:
         return np.nan_to_num((np.asarray(X, dtype=np.float32) - self.x_mean) / self.x_std, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
@@ -239,6 +239,36 @@ class StudentSet:
 
     def experts_for(self, task: int) -> list[int]:
         return [k for k, s in enumerate(self.students) if task in s.spec.tasks]
+
+    def save(self, folder: Path) -> None:
+        """Write the set (weights, maps, specs, standardisation) to ``folder``."""
+        import torch
+
+        blob = {
+            "x_mean": self.x_mean, "x_std": self.x_std, "y_mean": self.y_mean, "y_std": self.y_std,
+            "tasks": self.tasks, "common_dim": self.common_dim, "window": self.window,
+            "students": [{"spec": asdict(s.spec), "n_params": s.n_params, "meta": s.meta,
+                          "common_map": s.common_map, "common_bias": s.common_bias} for s in self.students],
+        }
+        np.save(folder / "students.npy", np.array(blob, dtype=object), allow_pickle=True)
+        for k, s in enumerate(self.students):
+            torch.save(s.net.state_dict(), folder / f"student_{k:02d}.pt")
+
+    @classmethod
+    def load(cls, folder: Path, build: Any) -> "StudentSet":
+        """The set in ``folder``; ``build(window, n_features, n_outputs, proj_dim)`` makes each net."""
+        import torch
+
+        blob = np.load(folder / "students.npy", allow_pickle=True).item()
+        window, n_features = int(blob["window"]), int(np.asarray(blob["x_mean"]).shape[-1])
+        students = []
+        for k, d in enumerate(blob["students"]):
+            spec = StudentSpec(**{**d["spec"], "tasks": tuple(d["spec"]["tasks"]), "band": tuple(d["spec"]["band"])})
+            net = build(window, n_features, len(spec.tasks), int(d["meta"]["proj_dim"]))
+            net.load_state_dict(torch.load(folder / f"student_{k:02d}.pt", weights_only=True))
+            net.eval()
+            students.append(TrainedStudent(spec, net, int(d["n_params"]), d["common_map"], d["common_bias"], dict(d["meta"])))
+        return cls(students, blob["x_mean"], blob["x_std"], blob["y_mean"], blob["y_std"], list(blob["tasks"]), int(blob["common_dim"]), window)
 
     @property
     def n_params(self) -> int:
@@ -262,11 +292,10 @@ def _digest(*parts: Any) -> str:
 class OFDDTrainer:
     """Trains the students of one run (see the module docstring for the loss and families)."""
 
-    def __init__(self, student: TorchStudent, *, seed: int = 0, cache_dir: Path | None = None, console: "Console | None" = None):
+    def __init__(self, student: TorchStudent, *, seed: int = 0, console: "Console | None" = None):
         self.student = student
         self.c = student.config
         self.seed = int(seed)
-        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.console = console
 
     # .................................................................................. public
@@ -283,7 +312,7 @@ class OFDDTrainer:
         specs: Sequence[StudentSpec] | None = None,
         tasks: Sequence[str] = TASKS,
     ) -> StudentSet:
-        """Train (or load from cache) every student.
+        """Train every student.
 
         :param X: ``[N, W, F]`` raw inputs; :param Y: ``[N, T]`` targets (NaN = invalid).
         :param train_idx, val_idx: rows of the training / validation splits.
@@ -341,14 +370,6 @@ class OFDDTrainer:
         common_dim = common.dim if common is not None else c.common_dim
 
         specs = list(specs)
-        base_key = _digest(
-            self.student.name, c.model_dump(mode="json"), self.seed,
-            X, Y, train_idx, val_idx,
-            None if teacher is None else np.asarray(teacher.sel_idx),
-            None if teacher is None or teacher.preds is None else np.asarray(teacher.preds, dtype=np.float64),
-            None if teacher is None else [_digest(np.asarray(teacher.features[l])) for l in layers],
-            None if regimes is None else np.asarray(regimes),
-        )
         trained: list[TrainedStudent] = []
         prev_threads = torch.get_num_threads()
         prev_det = torch.are_deterministic_algorithms_enabled()
@@ -371,19 +392,14 @@ class OFDDTrainer:
                         f_mask = has_teacher.copy()
                         cmap, cbias = _ridge_map(coords[sel_train], common_coords[sel_train])
                     proj_dim = feat.shape[1]
-                    key = _digest(base_key, spec.key, spec.family, list(spec.tasks), list(spec.band), spec.regime, k)
-                    st = self._load(key, spec, W, F, proj_dim, cmap, cbias)
-                    if st is None:
-                        st = self._train(k, spec, key, Xs, Ys, y_mask, Ts, t_mask, feat, f_mask, tr, va, trained, progress)
-                        st.common_map, st.common_bias = cmap, cbias
-                        self._save(key, st)
-                    else:
-                        progress.add_task(f"{spec.key} (cached)", total=1, completed=1, info="")
+                    st = self._train(k, spec, Xs, Ys, y_mask, Ts, t_mask, feat, f_mask, tr, va, trained, progress)
+                    st.common_map, st.common_bias = cmap, cbias
+                    st.meta["proj_dim"] = int(proj_dim)
                     trained.append(st)
         finally:
             torch.set_num_threads(prev_threads)
             torch.use_deterministic_algorithms(prev_det)
-        return StudentSet(trained, x_mean, x_std, y_mean, y_std, list(tasks)[:T], common_dim)
+        return StudentSet(trained, x_mean, x_std, y_mean, y_std, list(tasks)[:T], common_dim, W)
 
     # ................................................................................ helpers
     def _rows(self, spec: StudentSpec, train_idx: np.ndarray, val_idx: np.ndarray, y_mask: np.ndarray, regimes: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -410,7 +426,7 @@ class OFDDTrainer:
             console=self.console, transient=False, disable=self.console is None,
         )
 
-    def _train(self, k, spec, key, Xs, Ys, y_mask, Ts, t_mask, feat, f_mask, tr, va, previous, progress) -> TrainedStudent:
+    def _train(self, k, spec, Xs, Ys, y_mask, Ts, t_mask, feat, f_mask, tr, va, previous, progress) -> TrainedStudent:
         import torch
 
         c = self.c
@@ -484,34 +500,3 @@ class OFDDTrainer:
         net.eval()
         meta = {"val_loss": best, "best_epoch": best_epoch + 1, "epochs": epoch + 1, "n_train": int(len(tr)), "n_val": int(len(va))}
         return TrainedStudent(spec, net, n_params, np.zeros((1, 1)), np.zeros(1), meta)
-
-    def _path(self, key: str, spec: StudentSpec) -> Path | None:
-        if self.cache_dir is None or not self.c.cache:
-            return None
-        safe = spec.key.replace(":", "-").replace("/", "_")
-        return self.cache_dir / "students" / f"{self.student.name}-{safe}-{key[:20]}.pt"
-
-    def _save(self, key: str, st: TrainedStudent) -> None:
-        import torch
-
-        path = self._path(key, st.spec)
-        if path is None:
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save({"state_dict": st.net.state_dict(), "meta": st.meta, "n_params": st.n_params, "key": key}, tmp)
-        tmp.replace(path)
-
-    def _load(self, key, spec, W, F, proj_dim, cmap, cbias) -> TrainedStudent | None:
-        import torch
-
-        path = self._path(key, spec)
-        if path is None or not path.exists():
-            return None
-        blob = torch.load(path, weights_only=True)
-        if blob.get("key") != key:
-            return None
-        net = self.student.build(W, F, len(spec.tasks), proj_dim)
-        net.load_state_dict(blob["state_dict"])
-        net.eval()
-        return TrainedStudent(spec, net, int(blob["n_params"]), cmap, cbias, dict(blob["meta"]), cached=True)

@@ -27,13 +27,17 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 import numpy as np
 from pydantic import Field
 
-from cmm_bt.components import Probe
+from cmm_bt_plugins.models.interfaces import Probe
 from cmm_bt.errors import ConfigError
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-TASKS: tuple[str, ...] = ("mid", "spread", "volume")
+from cmm_bt_plugins.models.signals import TASKS  # noqa: E402  (re-exported)
+
+
+#: Input columns perturbed by the excitation variant, per task.
+EXCITATION_FIELDS: dict[str, list[str]] = {"mid": ["dmid"], "spread": ["spread"], "volume": ["volume", "flow"]}
 
 
 # ------------------------------------------------------------------------------------ regimes
@@ -444,6 +448,20 @@ class FluorescentProbe(Probe):
         perturbation_size: float = Field(default=1.0, gt=0, description="Excitation δ_τ: this many training-std of each of the task's input fields, added at the last time step.")
         excitation_samples: int = Field(default=64, ge=4, description="Samples used for the excitation map (teacher forwards = samples × (tasks + 1)).")
         drive: str = Field(default="intensity", pattern="^(intensity|excitation)$", description="Which map drives OFDD (peak bands): `intensity` or `excitation`.")
+
+    def probe(self, features, targets, realised_vol, *, windows, hidden_states, feature_names, input_scale, seed) -> ProbeResult:
+        """The interface call (:meth:`Probe.probe`): the excitation map when configured, then :meth:`run`."""
+        c = self.config
+        n = len(realised_vol)
+        ex_map = None
+        if c.excitation:
+            ok = np.isfinite(realised_vol)
+            th = np.quantile(realised_vol[ok], np.arange(1, c.n_regimes) / c.n_regimes) if c.n_regimes > 1 else np.zeros(0)
+            pick = np.linspace(0, n - 1, min(c.excitation_samples, n)).round().astype(int)
+            cols = {t: [feature_names.index(f) for f in EXCITATION_FIELDS[name]] for t, name in enumerate(TASKS)}
+            ex_map = excitation(hidden_states, windows[pick], field_perturbation(cols, c.perturbation_size, input_scale), len(TASKS),
+                                assign_regimes(realised_vol[pick], th), n_regimes=c.n_regimes, seed=seed)
+        return self.run(features, targets, realised_vol, np.arange(n), excitation_map=ex_map)
 
     def run(
         self,

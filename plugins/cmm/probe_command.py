@@ -21,21 +21,21 @@ def probe_command(
     bands and specialisation index; write probe.json and probe.png."""
     from rich.table import Table
 
-    from cmm_bt.api import Session, prepare_run
-    from cmm_bt.engine.config import EngineConfig
-    from cmm_bt.engine.loop import decision_grid
+    from cmm_bt.api import Session, build_pipeline, prepare_run, stage_context
     from cmm_bt.errors import ConfigError
     from cmm_bt.results import default_run_dir
     from cmm_bt.storage import atomic_write
 
+    from cmm_bt_plugins.cmm.probe import ProbeResult
+
     session = Session.start()
     run, market = prepare_run(session, strategy, overrides=override, dataset=dataset, data_root=data_root)
-    if run.strategy.probe is None or run.strategy.students is None:
-        raise ConfigError("needs `probe:` and `students:` sections (the CMM pipeline runs the probe)", file=strategy, key="probe")
-    run.extra["probe_only"] = True
-    grid, _ = decision_grid(market, EngineConfig(**run.strategy.engine), *run.splits[run.replay_split])
-    session.hooks.compute_signals(run=run, market=market, grid=grid)
-    res = run.extra["probe_result"]
+    if run.strategy.section("probe") is None:
+        raise ConfigError("needs a `probe:` section (and a `teacher:` to probe)", file=strategy, key="probe")
+    pipeline = build_pipeline(run)
+    ctx = stage_context(run, market)
+    res = pipeline.run(ctx, targets=[ProbeResult]).get(ProbeResult)
+    src = ctx.cache.folder("probe", pipeline.key(pipeline.provider[ProbeResult], ctx))
 
     table = Table(title="Peak layer band per task and regime", title_justify="left")
     for col in ("task", *res.regimes):
@@ -48,7 +48,6 @@ def probe_command(
 
     target = out or default_run_dir(f"probe-{run.name}", run.dataset.name)
     target.mkdir(parents=True, exist_ok=True)
-    src = run.cache_dir / "cmm"
     for name in ("probe.json", "probe.png"):
         if (src / name).is_file():
             with atomic_write(target / name) as tmp:

@@ -82,8 +82,6 @@ def students_table(s: pd.DataFrame, q: pd.DataFrame | None) -> Table:
     t.add_column("student", no_wrap=True, min_width=max(len(str(k)) for k in s["student"]))
     for col in ("layers", "params", "epochs (best)", "val loss", *(f"MAE {k}" for k in tasks)):
         t.add_column(col, justify="left" if col == "layers" else "right")
-    cached = int(s["cached"].sum())
-    t.caption = f"{cached} of {len(s)} students loaded from the cache" if cached else None
     for r in s.itertuples(index=False):
         mae = {} if mine is None else dict(zip(*mine[mine["model"] == f"student:{r.student}"][["task", "mae"]].to_numpy().T))
         band = [int(x) for x in str(r.band).split(",") if x != ""]

@@ -7,11 +7,12 @@ only inside :meth:`build` (the torch modules live in :mod:`cmm_bt_plugins.cmm.ne
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from cmm_bt.components import Student
+from cmm_bt_plugins.models.interfaces import Student
 
 if TYPE_CHECKING:
     from torch import nn
@@ -40,7 +41,7 @@ class StudentParams(Student.Config):
     threads: int = Field(default=1, ge=0, description="torch CPU threads while training (1 = bit-reproducible; 0 = torch default).")
     min_samples: int = Field(default=64, ge=8, description="A student with fewer training samples than this is an error.")
     fitnets_layer: int | None = Field(default=None, description="kd-fitnets: the teacher layer whose features the student matches (default: the middle probed layer).")
-    cache: bool = Field(default=True, description="Cache trained students on disk under a key hashing config and inputs.")
+    cache: bool = Field(default=True, description="Cache the trained students on disk (the pipeline's stage cache, keyed by config, seed and inputs).")
     max_train_rows: int | None = Field(default=50_000, ge=100, description="At most this many rows per split (train, validation) are used to train students (evenly thinned; rows with teacher features always kept); null = all.")
     latency_steps: int = Field(default=2000, ge=10, description="Decisions timed (batch 1, CPU) for the CMM per-decision latency metric.")
 
@@ -70,6 +71,20 @@ class TorchStudent(Student):
         from cmm_bt_plugins.cmm.nets import StudentNet
 
         return StudentNet(self.backbone(window, n_features), self.config.embed_dim, n_outputs, proj_dim)
+
+    def distil(self, data, X, Y, train_idx, val_idx, *, regimes, probe, seed, console):
+        """OFDD training of every planned student (:class:`~cmm_bt_plugins.cmm.ofdd.OFDDTrainer`)."""
+        from cmm_bt_plugins.cmm.ofdd import OFDDTrainer
+
+        return OFDDTrainer(self, seed=seed, console=console).fit(X, Y, train_idx, val_idx, data, regimes=regimes, probe=probe)
+
+    def save(self, students, folder: Path) -> None:
+        students.save(folder)
+
+    def load(self, folder: Path):
+        from cmm_bt_plugins.cmm.ofdd import StudentSet
+
+        return StudentSet.load(folder, self.build)
 
     def parameter_count(self, window: int, n_features: int, n_outputs: int = 3, proj_dim: int | None = None) -> int:
         """Trainable parameters of one student with these input / output sizes."""

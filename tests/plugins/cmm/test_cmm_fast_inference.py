@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 from cmm_bt_plugins.cmm.fast import CompiledStudents, FastCMM  # noqa: E402
 from cmm_bt_plugins.cmm.moe import HajekMoE, MeanMoE  # noqa: E402
 from cmm_bt_plugins.cmm.ofdd import StudentSet, StudentSpec, TrainedStudent  # noqa: E402
-from cmm_bt_plugins.cmm.pipeline import decision_latency, mixture  # noqa: E402
+from cmm_bt_plugins.cmm.stages import decision_latency, mix_experts as mixture  # noqa: E402
 from cmm_bt_plugins.cmm.students import GRUStudent, MLPStudent, TCNStudent  # noqa: E402
 
 W, F, P, C = 12, 6, 4, 5

@@ -47,7 +47,6 @@ def test_section_shows_ratio_quality_weights_students_and_probe():
     assert "1.3 task:mid" in text  # best student over every step
     assert "0.75" in text and "0.25" in text
     assert "0–10" in text and "3,7" in text and "8 (3)" in text  # contiguous band as a range, gaps listed
-    assert "1 of 2 students loaded from the cache" in text
     assert "MAE mid" in text and " 1.6 │" in text  # each student's own error
     assert "1–2  Φ 0.50" in text and "task profiles): 0.250" in text
 

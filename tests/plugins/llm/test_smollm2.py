@@ -21,7 +21,7 @@ def test_smollm2_loads_converts_and_gives_deterministic_features():
     assert smollm2_gguf_path().name == "SmolLM2-135M-Instruct.Q4_1.gguf"
     t = HFCausalLMTeacher(HFCausalLMTeacher.Config())
     model, tok = t.load()
-    assert t.num_layers == 30 and t.hidden_size == 576
+    assert t.num_layers == 30 and t.hidden_size() == 576
     assert 130e6 < t.n_params() < 140e6
     conv = t._converted_dir()
     assert conv.parent == default_model_cache_dir() and (conv / "complete").is_file()

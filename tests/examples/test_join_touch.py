@@ -3,30 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "plugins" / "cmm-bt-join-touch"
+from .conftest import EXAMPLES, cmm_bt, install_example
+
+EXAMPLE = EXAMPLES / "cmm-bt-join-touch"
 
 
 @pytest.fixture(scope="module")
 def installed_example(tmp_path_factory):
-    """Install the example into a throw-away target folder put on PYTHONPATH (the venv stays clean)."""
-    target = tmp_path_factory.mktemp("site")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(target), str(EXAMPLE)],
-        check=True,
-    )
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(target), os.environ.get("PYTHONPATH")])))
-    return env
-
-
-def cmm_bt(env, *args):
-    return subprocess.run([sys.executable, "-m", "cmm_bt", *args], env=env, capture_output=True, text=True)
+    return install_example(EXAMPLE.name, tmp_path_factory.mktemp("site"))
 
 
 def test_example_plugin_is_listed(installed_example):
