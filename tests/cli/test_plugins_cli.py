@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -20,11 +23,13 @@ def broken_dir(tmp_path, monkeypatch):
     return folder
 
 
-def test_help_works_with_a_broken_plugin(cli, broken_dir):
-    result = cli("--help")
-    assert result.code == 0
-    assert "Usage" in result.out
-    lines = [line for line in result.err.splitlines() if "broken_policy" in line]
+def test_help_works_with_a_broken_plugin(broken_dir):
+    # a fresh process: the CLI loads the plugins at start-up (for plugin commands) before parsing
+    res = subprocess.run([sys.executable, "-m", "cmm_bt", "--help"], capture_output=True, text=True,
+                         env=dict(os.environ, CMM_BT_PLUGINS_DIR=str(broken_dir)))
+    assert res.returncode == 0, res.stderr
+    assert "Usage" in res.stdout
+    lines = [line for line in res.stderr.splitlines() if "broken_policy" in line]
     assert lines == [f"warning: plugin 'broken_policy' ({broken_dir / 'broken_policy.py'}) failed to load: "
                      "ModuleNotFoundError: No module named 'no_such_module_for_cmm_bt'"]
 
