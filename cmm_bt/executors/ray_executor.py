@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
+from pathlib import Path
 from typing import Any, Callable
 
 from cmm_bt.errors import CmmBtError
@@ -29,6 +31,21 @@ INSTALL_HINT = "the ray executor needs Ray: pip install 'cmm-bt[ray]' (or pip in
 def _ray_call(fn: Callable, args: tuple, kwargs: dict, threads: int) -> tuple[bool, Any, float, str]:
     """The body of every Ray task (module level: workers import it by name)."""
     return call_task(fn, args, kwargs, threads)
+
+
+def _enable_token_auth_if_available() -> None:
+    """Connect with Ray's token authentication when a token is at hand and the user chose no mode.
+
+    Clusters started with ``ray start`` use token authentication by default in recent Ray (the token
+    is written to ``~/.ray/auth_token``), but ``ray.init(address=...)`` only enables it on the client
+    for ``address='auto'``; this does the same for an explicit address.  ``RAY_AUTH_MODE`` set by the
+    user always wins.
+    """
+    if "RAY_AUTH_MODE" in os.environ:
+        return
+    token_file = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+    if os.environ.get("RAY_AUTH_TOKEN") or token_file.is_file():
+        os.environ["RAY_AUTH_MODE"] = "token"
 
 
 def import_ray():
@@ -59,9 +76,14 @@ class RayExecutor(Executor):
         threads_per_worker: int = 1,
     ) -> None:
         super().__init__()
+        self.address = address or os.environ.get("RAY_ADDRESS") or None
+        if "ray" not in sys.modules:  # both settings are read when Ray is imported
+            if self.address:
+                _enable_token_auth_if_available()
+            else:  # Ray's single-machine mode: a local instance binds to and talks over the loopback interface only
+                os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
         ray = import_ray()
         self._ray = ray
-        self.address = address or os.environ.get("RAY_ADDRESS") or None
         self.threads_per_worker = threads_per_worker
         self.max_retries = max_retries
         env = {var: str(threads_per_worker) for var in THREAD_ENV_VARS}
@@ -74,10 +96,12 @@ class RayExecutor(Executor):
                 else:
                     from cmm_bt.executors.local import default_workers
 
-                    ray.init(num_cpus=workers or default_workers(), **options)
+                    # a local instance listens on the loopback interface only
+                    ray.init(num_cpus=workers or default_workers(), _node_ip_address="127.0.0.1", **options)
             except (ConnectionError, RuntimeError, ValueError) as err:
                 where = f"at {self.address}" if self.address else "locally"
-                raise CmmBtError(f"cannot start or reach Ray {where}: {' '.join(str(err).split())}", key="--ray-address") from None
+                hint = " (a cluster with token authentication: set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN)" if self.address else ""
+                raise CmmBtError(f"cannot start or reach Ray {where}: {' '.join(str(err).split())}{hint}", key="--ray-address") from None
             self._owns = True
         cpus = int(ray.cluster_resources().get("CPU", 1))
         self._slots = max(1, min(workers, cpus) if workers else cpus)

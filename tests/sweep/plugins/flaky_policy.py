@@ -1,8 +1,8 @@
 """A test plugin (loaded with --plugins-dir): the fixed-spread policy with ways to fail on purpose.
 
 - ``fail: true`` raises in ``fit`` (a trial that fails; the sweep goes on);
-- ``die_once: PATH`` kills its own process with SIGKILL the first time (it creates PATH first), so
-  the trial's first attempt loses its worker and the retry succeeds;
+- ``die_once: PATH`` kills its own process with SIGKILL if it is the first to create PATH, so one
+  trial's first attempt loses its worker and the retry succeeds;
 - ``die_always: true`` kills its process every time (retries run out).
 """
 
@@ -30,10 +30,15 @@ class FlakySpread(FixedSpread):
             raise RuntimeError("flaky-spread was told to fail")
         if c.die_always:
             os.kill(os.getpid(), signal.SIGKILL)
-        if c.die_once and not os.path.exists(c.die_once):
-            with open(c.die_once, "w") as f:
-                f.write(str(os.getpid()))
-            os.kill(os.getpid(), signal.SIGKILL)
+        if c.die_once:
+            try:  # exactly one process creates the marker, and that one dies
+                fd = os.open(c.die_once, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                pass
+            else:
+                os.write(fd, str(os.getpid()).encode())
+                os.close(fd)
+                os.kill(os.getpid(), signal.SIGKILL)
         super().fit(context)
 
 
