@@ -101,22 +101,25 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.no_teacher:
         try:
+            from types import SimpleNamespace
+
             from cmm_bt_plugins.features.market import feature_names
-            from cmm_bt_plugins.llm.prompts import render_prompts
             from cmm_bt_plugins.llm.teacher import HFCausalLMTeacher
 
             params = {"model": args.model} if args.model else {}
             lm = HFCausalLMTeacher(HFCausalLMTeacher.Config(**params))
-            prompts = render_prompts(lm.config.prompt, X[: args.teacher_steps], feature_names(args.levels), args.levels)
-            t = lm.decision_latency_us(prompts)
+            layout = SimpleNamespace(feature_names=feature_names(args.levels), spec=SimpleNamespace(levels=args.levels))
+            windows = X[: args.teacher_steps]
+            t = lm.decision_latency_us(windows, layout)
             teacher = {"p50": float(t["p50"]), "p99": float(t["p99"])}
             result["teacher_us"] = {k: v for k, v in t.items() if k != "samples"}
             ratio = t["p50"] / cmm["p50"]
             result["ratio_p50"] = ratio
-            print(f"teacher ({lm.n_params() / 1e6:.1f}M params): p50 {t['p50']:.0f} us, p99 {t['p99']:.0f} us over {len(prompts)} decisions")
+            print(f"teacher ({lm.n_params() / 1e6:.1f}M params): p50 {t['p50']:.0f} us, p99 {t['p99']:.0f} us over {len(windows)} decisions")
             print(f"teacher / CMM latency ratio (p50): {ratio:.1f}x")
-        except Exception as err:  # report and keep the CMM number
+        except Exception as err:  # noqa: BLE001 - a ratio without a teacher is no result: fail
             print(f"teacher not timed: {type(err).__name__}: {err}", file=sys.stderr)
+            return 1
     print(json.dumps(result))
     print(f"cmm_p50_us={cmm['p50']:.1f} cmm_p99_us={cmm['p99']:.1f} teacher_p50_us={teacher['p50']:.1f} teacher_p99_us={teacher['p99']:.1f} ratio={teacher['p50'] / cmm['p50']:.1f}")
     return 0

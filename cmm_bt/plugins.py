@@ -256,17 +256,26 @@ class Hooks:
 
     def build_registry(self) -> Registry:
         """Call the register hooks (kinds, then components, then sections), recording which plugin
-        registered what."""
-        registry = Registry()
-        for impl in self.pm.hook.cmm_bt_register_kinds.get_hookimpls():
-            impl.function(lambda kind, base, _plugin=impl.plugin_name: registry.add_kind(kind, base, _plugin))
-        for hook_name, kind in REGISTER_HOOKS.items():
+        registered what.  A plugin whose register hook raises is reported once and counted as
+        broken (its components are missing); the others' registrations stand."""
+        registry = Registry(broken=broken_plugins(self.pm))
+        calls = [("cmm_bt_register_kinds", lambda p: lambda kind, base: registry.add_kind(kind, base, p))]
+        calls += [(h, lambda p, k=kind: lambda cls, aliases=(): registry.register(k, cls, p, aliases)) for h, kind in REGISTER_HOOKS.items()]
+        calls += [("cmm_bt_register_components", lambda p: lambda cls, aliases=(): registry.register(cls.kind, cls, p, aliases)),
+                  ("cmm_bt_register_sections", lambda p: lambda section: registry.add_section(section, p))]
+        failed: set[str] = set()
+        for hook_name, make_register in calls:
             for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
-                impl.function(lambda cls, aliases=(), _kind=kind, _plugin=impl.plugin_name: registry.register(_kind, cls, _plugin, aliases))
-        for impl in self.pm.hook.cmm_bt_register_components.get_hookimpls():
-            impl.function(lambda cls, aliases=(), _plugin=impl.plugin_name: registry.register(cls.kind, cls, _plugin, aliases))
-        for impl in self.pm.hook.cmm_bt_register_sections.get_hookimpls():
-            impl.function(lambda section, _plugin=impl.plugin_name: registry.add_section(section, _plugin))
+                if impl.plugin_name in failed:
+                    continue
+                try:
+                    impl.function(make_register(impl.plugin_name))
+                except Exception as err:  # noqa: BLE001 - one plugin's bug must not break the others
+                    failed.add(impl.plugin_name)
+                    origin = getattr(self.pm, "origins", {}).get(impl.plugin_name, "plugin")
+                    broken = BrokenPlugin(impl.plugin_name, origin, f"{hook_name}: {type(err).__name__}: {' '.join(str(err).split())}")
+                    registry.broken.append(broken)
+                    _report(f"warning: {broken}")
         return registry
 
     def register_commands(self, *, app: Any) -> None:

@@ -30,11 +30,12 @@ class Registration:
 @dataclass
 class Registry:
     """Component kinds (with their base classes), component classes by kind and name (aliases
-    included) and the strategy sections plugins declared."""
+    included), the strategy sections plugins declared, and the plugins that failed to load."""
 
     bases: dict[str, type[Component]] = field(default_factory=lambda: dict(HOST_KINDS))
     sections: dict[str, "Section"] = field(default_factory=dict)
     section_owner: dict[str, str] = field(default_factory=dict)
+    broken: list = field(default_factory=list)
     _by_kind: dict[str, dict[str, Registration]] = field(default_factory=lambda: {k: {} for k in HOST_KINDS})
 
     @property
@@ -98,7 +99,8 @@ class Registry:
         close = difflib.get_close_matches(name, list(table), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         known = ", ".join(self.names(kind)) or "none installed"
-        raise ConfigError(f"unknown {kind} plugin {name!r}{hint} (known: {known})", file=where, key=key)
+        failed = "".join(f"; {b}" for b in self.broken)  # a plugin that failed to load may have provided it
+        raise ConfigError(f"unknown {kind} plugin {name!r}{hint} (known: {known}){failed}", file=where, key=key)
 
     def validate_params(self, kind: str, name: str, params: dict[str, Any] | None, *, where: str | None = None, key: str | None = None) -> Component.Config:
         """Validate ``params`` with the component's own ``Config`` model."""

@@ -149,3 +149,20 @@ def test_plain_pluggy_manager_has_no_broken_plugins():
 
     assert P.broken_plugins(pluggy.PluginManager("cmm_bt")) == []
     assert P.broken_hint(pluggy.PluginManager("cmm_bt")) == ""
+
+
+def test_a_register_hook_that_raises_breaks_only_its_plugin(capsys):
+    from cmm_bt import hookimpl
+    from cmm_bt.api import Session
+
+    class Faulty:
+        @hookimpl
+        def cmm_bt_register_execution(self, register):
+            raise RuntimeError("boom")
+
+    session = Session.start()
+    session.hooks.pm.register(Faulty(), name="faulty")
+    reg = session.registry
+    assert "fixed-spread" in reg.names("execution")  # the other plugins' components are there
+    assert [b.name for b in reg.broken] == ["faulty"] and "RuntimeError: boom" in reg.broken[0].error
+    assert "plugin 'faulty'" in capsys.readouterr().err

@@ -31,7 +31,7 @@ def command(
         return
     table = Table(title=f"Pipeline of {run.name} on {run.dataset.name} ({run.replay_split} split)", title_justify="left")
     for col in ("stage", "component", "provides", "inputs", "cached"):
-        table.add_column(col, overflow="fold")
+        table.add_column(col, overflow="fold", no_wrap=col != "inputs")
     for r in pipeline.plan(stage_context(run, market)):
         stage = next(s for s in pipeline.stages if s.name == r.stage)
         cached = ("yes" if r.cached else "no") if stage.cacheable else "—"

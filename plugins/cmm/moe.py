@@ -4,7 +4,7 @@ All work per task on arrays: ``preds [B, K]`` (expert predictions of the task, i
 and ``emb [B, K, D]`` (the experts' projected embeddings in the common teacher space).  A fitted
 mixer returns per-sample weights ``w [B, K]`` (rows sum to 1) and ``ŷ = Σ_k w_k ŷ_k``.
 
-Hájek-MoE (DESIGN §2): with an RBF kernel ``κ(a, b) = exp(−‖a − b‖² / h)``,
+Hájek-MoE (docs/cmm.md): with an RBF kernel ``κ(a, b) = exp(−‖a − b‖² / h)``,
 ``U = 1/(K(K−1)) Σ_{i≠j} κ(e_i, e_j)``, ``c_k = 1/(K−1) Σ_{j≠k} κ(e_k, e_j) − U``,
 ``w = softmax(c / T)``.  Bandwidth ``h`` by the median heuristic: per sample, the median of the
 squared distances over expert pairs i < j (``bandwidth: median``), or one value fitted on the

@@ -1,6 +1,6 @@
 """The normalised fluorescent probe (NFP): where each kind of information lives in the teacher.
 
-Definitions (DESIGN §2, the project's own): for layer l, task τ and data regime r
+Definitions (docs/cmm.md, the project's own): for layer l, task τ and data regime r
 
 * stain: a ridge probe from the (train-standardised) hidden state h_l to y^τ, fitted on regime
   r's training samples;

@@ -34,9 +34,9 @@ from pydantic import Field, model_validator
 
 from cmm_bt.components import DecisionState, ExecutionPolicy, Quotes, RunContext
 from cmm_bt.errors import ConfigError
+from cmm_bt.pipeline import Signals
 from cmm_bt_plugins.execution.quoting import CompiledQuoting, QuotingParams, sizing, to_quotes
-
-SIGNALS: tuple[str, ...] = ("pred_mid", "pred_spread", "pred_volume")
+from cmm_bt_plugins.models.signals import SIGNALS
 
 
 def signal_columns(context: RunContext | None) -> list[str] | None:
@@ -47,15 +47,9 @@ def signal_columns(context: RunContext | None) -> list[str] | None:
         return None
     if "signal_columns" in context.extra:
         return [str(c) for c in context.extra["signal_columns"]]
-    products = getattr(context, "products", None)
-    if products is None:
+    if context.products is None:
         return None
-    try:
-        from cmm_bt.pipeline import Signals
-
-        sig = products.get(Signals)
-    except (ImportError, AttributeError):
-        return None
+    sig = context.products.get(Signals)
     return [] if sig is None else [str(c) for c in sig.frame.columns]
 
 

@@ -66,8 +66,6 @@ def test_run_naming_an_unknown_component_exits_2(cli, broken_dir, tmp_path):
     assert "Traceback" not in result.err
 
 
-@pytest.mark.xfail(reason="needs Registry.get to append cmm_bt.plugins.broken_hint(pm) (registry rewrite in flight)",
-                   strict=False)
 def test_unknown_component_error_names_the_broken_plugin(cli, broken_dir, tmp_path):
     result = cli("validate", _strategy_naming(tmp_path, "broken-policy"))
     assert result.code == 2

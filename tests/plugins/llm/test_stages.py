@@ -90,3 +90,11 @@ def test_students_replace_the_teacher_signals(market, registry, tmp_path, tiny_m
 def test_hold_predictions():
     out = stages.hold_predictions(6, np.array([1, 4]), pd.DataFrame({"mid": [1.0, 2.0], "spread": [3.0, 4.0], "volume": [5.0, 6.0]}))
     assert np.isnan(out.loc[0, "pred_mid"]) and out["pred_mid"].tolist()[1:] == [1, 1, 1, 2, 2]
+
+
+def test_study_columns_name_the_tasks_runs_report():
+    from cmm_bt_plugins.llm.pipeline import cmm_bt_study_columns
+
+    rows = cmm_bt_study_columns(metrics=["epnl", "pred_mae_spread", "pred_mae_mid"])
+    assert [r.key for r in rows] == ["pred_mae_mid", "pred_mae_spread"] and rows[0].better == "lower"
+    assert cmm_bt_study_columns(metrics=["epnl"]) == []
