@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -45,7 +45,6 @@ class SweepProgress:
             BarColumn(bar_width=16),
             MofNCompleteColumn(),
             TextColumn("{task.fields[stats]}"),
-            TimeElapsedColumn(),
             console=console,
             transient=False,
         )
@@ -75,7 +74,7 @@ class SweepProgress:
         stats = (
             f"[green]done {c['done']}[/] · [cyan]running {c['running']}[/] · [red]failed {c['failed']}[/]"
             + (f" · reused {c['reused']}" if c["reused"] else "")
-            + f" · {best} · ETA {self.eta()}"
+            + f" · {best} · ETA {self.eta()} · {_duration(time.monotonic() - self.started)} elapsed"
         )
         self._progress.update(self._task, completed=c["done"] + c["failed"], stats=stats)
 
