@@ -26,6 +26,9 @@ def command(
     data_root: Path = options.DATA_ROOT,
     plugins_dir: Path = options.PLUGINS_DIR,
     disable: list[str] = options.DISABLE,
+    executor: str = options.EXECUTOR,
+    workers: int = options.WORKERS,
+    ray_address: str = options.RAY_ADDRESS,
 ) -> None:
     from cmm_bt.api import execute_run, prepare_run
     from cmm_bt.compare import render_comparison, study_markdown, study_table
@@ -34,18 +37,26 @@ def command(
 
     session = options.session(plugins_dir, disable)
     results = []
-    for ds in dataset or [None]:
-        prepared = [prepare_run(session, s, overrides=override, dataset=ds, data_root=data_root) for s in strategies]
-        batch = []
-        for run, market in prepared:
-            target = default_run_dir(run.name, run.dataset.name, root=out) if out else None
-            # a plain line, not a spinner: the run's own stages show rich progress bars
-            session.console.print(f"[bold]running {run.name} on {run.dataset.name}[/]")
-            batch.append(execute_run(session, run, market, out_dir=target))
-        if len(dataset) > 1:
-            session.console.rule(batch[0].dataset_name)
-        render_comparison(batch, session.console)
-        results += batch
+    # --executor / --workers / --ray-address: the runs go to worker processes (cmm_bt/executors); else here, in turn
+    with options.executor_or_none(executor, workers, ray_address) as pool:
+        for ds in dataset or [None]:
+            prepared = [prepare_run(session, s, overrides=override, dataset=ds, data_root=data_root) for s in strategies]
+            batch = []
+            if pool is not None:
+                from cmm_bt.executors.jobs import run_prepared
+
+                batch = run_prepared(pool, prepared, out=out, overrides=override, dataset=ds, data_root=data_root,
+                                     plugins_dir=plugins_dir, disabled=tuple(disable), console=session.console)
+            else:
+                for run, market in prepared:
+                    target = default_run_dir(run.name, run.dataset.name, root=out) if out else None
+                    # a plain line, not a spinner: the run's own stages show rich progress bars
+                    session.console.print(f"[bold]running {run.name} on {run.dataset.name}[/]")
+                    batch.append(execute_run(session, run, market, out_dir=target))
+            if len(dataset) > 1:
+                session.console.rule(batch[0].dataset_name)
+            render_comparison(batch, session.console)
+            results += batch
     extra = session.hooks.study_columns(metrics=sorted({k for r in results for k in r.metrics}))
     if len(dataset) > 1 or table:
         session.console.print(study_table(results, extra))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
+from typing import Iterator
 
 import typer
 
@@ -20,7 +22,7 @@ def session(plugins_dir: Path | None, disable: list[str]):
 
 
 # executors (sweep, compare): see cmm_bt/executors
-EXECUTOR = typer.Option(None, "--executor", help="local (a process pool, the default) or ray (Ray tasks; pip install 'cmm-bt[ray]').")
+EXECUTOR = typer.Option(None, "--executor", help="local (a pool of worker processes; sweep's default) or ray (Ray tasks; pip install 'cmm-bt[ray]'). compare without it: in this process.")
 WORKERS = typer.Option(None, "--workers", help="Runs at once (default: one per core; ray: the cluster's CPUs).")
 RAY_ADDRESS = typer.Option(None, "--ray-address", help="An existing Ray cluster (host:port); default $RAY_ADDRESS, else a local Ray instance.")
 
@@ -30,3 +32,19 @@ def executor_name(executor: str | None, ray_address: str | None) -> str:
     if executor is None:
         return "ray" if ray_address else "local"
     return executor
+
+
+@contextlib.contextmanager
+def executor_or_none(executor: str | None, workers: int | None, ray_address: str | None) -> Iterator:
+    """The executor of ``--executor`` / ``--workers`` / ``--ray-address`` for the block, or None when
+    none was given (the command then runs everything in its own process)."""
+    if executor is None and workers is None and ray_address is None:
+        yield None
+        return
+    from cmm_bt.executors import make_executor
+
+    pool = make_executor(executor_name(executor, ray_address), workers=workers, ray_address=ray_address)
+    try:
+        yield pool
+    finally:
+        pool.close()

@@ -129,3 +129,67 @@ def run_jobs(executor: "Executor", jobs: dict[str, RunJob], *, on_done=None) -> 
         first = min(failures, key=lambda o: list(jobs).index(o.task_id))
         first.error.reraise()
     return {name: results[name] for name in jobs}
+
+
+def plugin_settings(plugins_dir: str | Path | None, disabled: tuple[str, ...] = ()) -> tuple[str | None, tuple[str, ...]]:
+    """The plugin settings for jobs, environment included (``CMM_BT_PLUGINS_DIR``, ``CMM_BT_DISABLE_PLUGINS``),
+    resolved here: a Ray worker on another machine does not have this process's environment."""
+    import os
+
+    pdir = plugins_dir or os.environ.get("CMM_BT_PLUGINS_DIR") or None
+    env_disabled = tuple(s.strip() for s in os.environ.get("CMM_BT_DISABLE_PLUGINS", "").split(",") if s.strip())
+    return (str(Path(pdir).resolve()) if pdir else None), tuple(dict.fromkeys((*disabled, *env_disabled)))
+
+
+def _unique_run_dir(name: str, dataset: str, root: Path, taken: set[Path]) -> Path:
+    from cmm_bt.results import default_run_dir
+
+    path = default_run_dir(name, dataset, root=root)
+    base, n = path, 1
+    while path in taken:  # two runs of one batch in the same second
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    taken.add(path)
+    return path
+
+
+def run_prepared(
+    executor: "Executor",
+    prepared: list,
+    *,
+    out: Path | None,
+    overrides: list[str],
+    dataset: str | None,
+    data_root: Path | None,
+    plugins_dir: Path | None,
+    disabled: tuple[str, ...],
+    console,
+) -> list["RunResult"]:
+    """Run ``prepare_run``'s ``(run, market)`` pairs again on the executor's workers (``compare``):
+    each worker prepares its run from the same strategy file and overrides; results in order."""
+    from cmm_bt.data.manifest import resolve_data_root
+
+    pdir, disabled = plugin_settings(plugins_dir, tuple(disabled))
+    root = Path(out) if out else Path("runs")
+    taken: set[Path] = set()
+    jobs: dict[str, RunJob] = {}
+    for i, (run, _market) in enumerate(prepared):
+        target = _unique_run_dir(run.name, run.dataset.name, root, taken)
+        jobs[f"{run.name} on {run.dataset.name} #{i}"] = RunJob(
+            strategy=str(Path(run.strategy_file).resolve()),
+            out_dir=str(target.resolve()),
+            overrides=tuple(overrides),
+            dataset=dataset,
+            data_root=str(resolve_data_root(data_root)),
+            cache_dir=str(Path(run.cache_dir).resolve()),
+            plugins_dir=pdir,
+            disabled=disabled,
+        )
+    console.print(f"[bold]running {len(jobs)} run{'s' if len(jobs) != 1 else ''} on the {executor.describe()}[/]")
+
+    def done(name, outcome):
+        mark = "[green]✓[/]" if outcome.ok else "[red]✗[/]"
+        console.print(f"{mark} {name.rsplit(' #', 1)[0]} ({outcome.wall_s:.1f} s)" + ("" if outcome.ok else f": {outcome.error.one_line()}"))
+
+    executor.on_notice(lambda message: console.print(f"[yellow]↻ {message}[/]"))
+    return list(run_jobs(executor, jobs, on_done=done).values())

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import difflib
 import hashlib
-import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from cmm_bt.errors import CmmBtError, ConfigError
+from cmm_bt.executors.jobs import plugin_settings
 from cmm_bt.sweep.records import (
     BEST_YAML,
     SWEEP_JSON,
@@ -143,12 +143,6 @@ def _clean_stale(trials: Path) -> None:
             shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
 
 
-def _plugin_env() -> tuple[str | None, tuple[str, ...]]:
-    pdir = os.environ.get("CMM_BT_PLUGINS_DIR") or None
-    disabled = tuple(s.strip() for s in os.environ.get("CMM_BT_DISABLE_PLUGINS", "").split(",") if s.strip())
-    return pdir, disabled
-
-
 class _Sweep:
     """The state of one invocation (kept out of :func:`run_sweep` so the steps read one by one)."""
 
@@ -173,10 +167,7 @@ class _Sweep:
         self.base_overrides = [*spec.overrides, f"split={spec.split}"]
         self.data_root = resolve_data_root(spec.data_root)
         self.cache_dir = Path(spec.cache_dir).resolve() if spec.cache_dir else default_cache_dir()
-        env_pdir, env_disabled = _plugin_env()
-        pdir = spec.plugins_dir or env_pdir
-        self.plugins_dir = str(Path(pdir).resolve()) if pdir else None
-        self.disabled = tuple(dict.fromkeys((*spec.disabled, *env_disabled)))
+        self.plugins_dir, self.disabled = plugin_settings(spec.plugins_dir, tuple(spec.disabled))
         self.records: dict[str, TrialRecord] = {}
         self.executor = None
         self.executor_desc = ""
