@@ -100,6 +100,8 @@ class SweepResult:
     best_yaml: Path | None
     test: dict[str, Any] | None = None
     notices: list[str] = field(default_factory=list)
+    #: ``validate_s``, ``executor_start_s``, ``trials_s`` (first submit to last result), ``total_s``
+    timing: dict[str, float] = field(default_factory=dict)
 
 
 def resolve_direction(metric: str, direction: str | None) -> str:
@@ -173,6 +175,8 @@ class _Sweep:
         self.executor_desc = ""
         self.test: dict[str, Any] | None = None
         self.started = datetime.now(timezone.utc)
+        #: validate_s (configs and data), executor_start_s, trials_s (first submit to last result), total_s
+        self.timing: dict[str, float] = {}
 
     # ------------------------------------------------------------------------ helpers
     def describe(self, point: dict[str, Any]) -> str:
@@ -295,6 +299,7 @@ class _Sweep:
             "space": {p.key: p.to_json() for p in self.params},
             "counts": counts,
             "best": None if best is None else {"trial": best.name, "key": best.key, "params": best.params, "value": best.value, "run_dir": best.run_dir},
+            "timing_s": {k: round(v, 3) for k, v in self.timing.items()},
             "started": self.started.isoformat(timespec="seconds"),
             "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "trials": [r.to_json() for r in recs],
@@ -410,11 +415,13 @@ class _Sweep:
             self.console.print(f"[dim]{len(reused)} of {total} trials found complete in {self.out} (reused)[/]")
         if missing > 0:
             spec = self.spec
+            t0 = time.perf_counter()
             self.executor = make_executor(
                 spec.executor, workers=spec.workers, ray_address=spec.ray_address, max_retries=spec.retries,
                 max_tasks_per_worker=spec.max_trials_per_worker,
             )
             self.executor_desc = self.executor.describe()
+            self.timing["executor_start_s"] = time.perf_counter() - t0
             self.console.print(f"[dim]running {missing} trial{'s' if missing != 1 else ''} on the {self.executor_desc}[/]")
         self.write_listing()
         with SweepProgress(self.console, total, self.metric, self.describe) as progress:
@@ -423,6 +430,7 @@ class _Sweep:
             if self.executor is None:
                 return
             self.executor.on_notice(progress.notice)
+            t0 = time.perf_counter()
             self.fill()
             progress.set_running(len(self.in_flight))
             while self.in_flight:
@@ -434,6 +442,7 @@ class _Sweep:
                     self.check_metric(rec)
                 self.fill()
                 progress.set_running(len(self.in_flight))
+            self.timing["trials_s"] = time.perf_counter() - t0
 
     def close(self) -> None:
         if self.executor is not None:
@@ -513,6 +522,7 @@ def results_table(records: list[TrialRecord], keys: list[str], metric: str, dire
 def run_sweep(session: "Session", spec: SweepSpec, console: "Console | None" = None) -> SweepResult:
     """Run (or resume) the sweep ``spec``; see the module docstring for the steps."""
     console = console or session.console
+    t_start = time.perf_counter()
     sweep = _Sweep(session, spec, console)
     sweep.out.mkdir(parents=True, exist_ok=True)
     with _folder_lock(sweep.out):
@@ -520,12 +530,14 @@ def run_sweep(session: "Session", spec: SweepSpec, console: "Console | None" = N
         previous = sweep.load_previous(sweep._signature)
         t0 = time.perf_counter()
         sweep.validate()
-        console.print(f"[dim]validated {len(sweep.search.known_points() or corner_points(sweep.params))} trial configs in {time.perf_counter() - t0:.1f} s[/]")
+        sweep.timing["validate_s"] = time.perf_counter() - t0
+        console.print(f"[dim]validated {len(sweep.search.known_points() or corner_points(sweep.params))} trial configs in {sweep.timing['validate_s']:.1f} s[/]")
         best_yaml = None
         try:
             sweep.run(previous)
         finally:
             sweep.close()
+            sweep.timing["total_s"] = time.perf_counter() - t_start
             best_yaml = sweep.write_outputs()
         records = list(sweep.records.values())
         console.print(results_table(records, sweep.keys, sweep.metric, sweep.direction))
@@ -534,4 +546,4 @@ def run_sweep(session: "Session", spec: SweepSpec, console: "Console | None" = N
             console.print("[red]no trial succeeded: no best.yaml[/]")
         elif spec.then_test:
             sweep.then_test(best_yaml)
-        return SweepResult(sweep.out, records, sweep.metric, sweep.direction, sweep.best(), best_yaml, sweep.test, sweep.notices)
+        return SweepResult(sweep.out, records, sweep.metric, sweep.direction, sweep.best(), best_yaml, sweep.test, sweep.notices, dict(sweep.timing))
