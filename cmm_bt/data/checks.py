@@ -26,10 +26,29 @@ import pandas as pd
 from cmm_bt.errors import CmmBtError, DataError
 
 
+#: Longest library message (and echoed value) quoted in an error: a file that is not what it should be
+#: must not be printed back to the terminal.
+MAX_QUOTED = 160
+#: Largest price in ticks (2**52: exact in float64, far from int64 overflow in the engine's arithmetic).
+MAX_TICKS = 2**52
+#: Quantities above this are taken as corrupted (2**53: the largest integer a float64 holds exactly).
+MAX_QTY = 2.0**53
+#: Prices more than this many ticks off the tick grid count as off-grid (float noise is far smaller).
+GRID_TOLERANCE = 1e-4
+#: A file whose share of off-grid prices is above this fails (below it: a one-line warning).
+MAX_OFF_GRID_FRACTION = 0.01
+
+
+def clip(text: str, limit: int = MAX_QUOTED) -> str:
+    """``text`` shortened to ``limit`` characters (with an ellipsis)."""
+    text = str(text)
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
 def one_line(err: BaseException) -> str:
-    """``Type: first line of the message`` of a library exception."""
+    """``Type: first line of the message`` of a library exception (at most :data:`MAX_QUOTED` characters)."""
     text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": ")
+    return clip(f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": "))
 
 
 @contextmanager
@@ -77,6 +96,17 @@ def _first_bad_row(bad: np.ndarray, rows: np.ndarray | None) -> int | None:
     return int(rows[i]) if rows is not None else i
 
 
+def _at(bad: np.ndarray, rows: np.ndarray | None, unit: str, columns: Sequence[str] | None) -> str | None:
+    """``"row R"`` of the first True of ``bad`` (``"row R (COLUMN)"`` for a 2-D mask with ``columns``), or None."""
+    row = _first_bad_row(bad, rows)
+    if row is None:
+        return None
+    if bad.ndim == 2 and columns is not None:
+        i = int(np.flatnonzero(bad.any(axis=1))[0])
+        return f"{unit} {row} ({columns[int(np.flatnonzero(bad[i])[0])]})"
+    return f"{unit} {row}"
+
+
 def check_monotonic(ts: np.ndarray, file: str | Path, key: str, rows: np.ndarray | None = None,
                     unit: str = "row") -> None:
     """Raise when ``ts`` ever decreases, naming the first bad row.
@@ -92,20 +122,72 @@ def check_monotonic(ts: np.ndarray, file: str | Path, key: str, rows: np.ndarray
         raise DataError(f"timestamps go backwards at {unit} {row}", file=file, key=key)
 
 
+_QUANTITY_WORDS = ("qty", "quantity", "volume", "size", "amount")
+
+
+def _what(key: str) -> str:
+    """The word for a column in messages: its name for quantity-like columns, else ``price``."""
+    return key if any(w in key.lower() for w in _QUANTITY_WORDS) else "price"
+
+
 def check_positive(values: np.ndarray, file: str | Path, key: str, rows: np.ndarray | None = None,
-                   allow_empty: bool = False, unit: str = "row") -> None:
+                   allow_empty: bool = False, unit: str = "row", what: str | None = None,
+                   columns: Sequence[str] | None = None) -> None:
     """Raise when a value is ``<= 0`` (or NaN), naming the first bad row.
 
     :param allow_empty: treat NaN and exactly 0 as "empty level" (allowed); negatives still fail.
+    :param what: the word in the message (default: ``price`` for price columns, else ``key``).
+    :param columns: names of the columns of a 2-D ``values`` (the message names the bad one).
     """
     v = np.asarray(values, dtype=np.float64)
     if allow_empty:
         bad = v < 0
     else:
         bad = ~(v > 0)
-    row = _first_bad_row(bad, rows)
-    if row is not None:
-        raise DataError(f"non-positive price at {unit} {row}", file=file, key=key)
+    at = _at(bad, rows, unit, columns)
+    if at is not None:
+        raise DataError(f"non-positive {what or _what(key)} at {at}", file=file, key=key)
+
+
+def check_quantity(qty: np.ndarray, file: str | Path, key: str, *, present: np.ndarray | None = None,
+                   rows: np.ndarray | None = None, unit: str = "row", positive: bool = False,
+                   columns: Sequence[str] | None = None) -> None:
+    """Raise when a quantity is negative, or missing / non-finite / absurdly large where it counts.
+
+    :param present: mask of the values that must be numbers (book levels that have a price); elsewhere
+        (empty levels) NaN is allowed.  Default: all of them.
+    :param positive: also reject 0 (trade quantities).
+    :param columns: names of the columns of a 2-D ``qty`` (the message names the bad one).
+    """
+    q = np.asarray(qty, dtype=np.float64)
+    must = np.ones(q.shape, bool) if present is None else np.asarray(present, bool)
+    at = _at(q < 0, rows, unit, columns)
+    if at is not None:
+        raise DataError(f"negative quantity at {at}", file=file, key=key)
+    at = _at(must & ~(np.isfinite(q) & (q <= MAX_QTY)), rows, unit, columns)
+    if at is not None:
+        raise DataError(f"missing, non-finite or out-of-range quantity at {at}", file=file, key=key)
+    if positive:
+        at = _at(must & ~(q > 0), rows, unit, columns)
+        if at is not None:
+            raise DataError(f"non-positive quantity at {at}", file=file, key=key)
+
+
+def numeric(df: pd.DataFrame, columns: Sequence[str], file: str | Path) -> np.ndarray:
+    """``df[columns]`` as float64 (2-D for several columns, 1-D for one); a value that is not a number is a
+    :class:`DataError` naming the column and row (the value itself is not echoed)."""
+    out = []
+    for c in columns:
+        col = df[c]
+        if pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype):
+            out.append(col.to_numpy(np.float64))
+            continue
+        conv = pd.to_numeric(col, errors="coerce")
+        bad = conv.isna().to_numpy() & col.notna().to_numpy()
+        if bad.any():
+            raise DataError(f"non-numeric value at row {int(np.flatnonzero(bad)[0])}", file=file, key=str(c))
+        out.append(conv.to_numpy(np.float64))
+    return out[0] if len(out) == 1 else np.column_stack(out) if out else np.zeros((len(df), 0))
 
 
 def check_finite(values: np.ndarray, file: str | Path, key: str, rows: np.ndarray | None = None) -> None:
@@ -123,7 +205,8 @@ def map_codes(values: Iterable, codes: Mapping[str, int], file: str | Path, key:
     mapped = text.map(codes)
     row = _first_bad_row(mapped.isna().to_numpy(), None)
     if row is not None:
-        raise DataError(f"unknown {what} {text.iloc[row]!r} at row {row} (expected {expected})", file=file, key=key)
+        raise DataError(f"unknown {what} {clip(text.iloc[row], 24)!r} at row {row} (expected {expected})", file=file,
+                        key=key)
     return mapped.to_numpy(np.int8)
 
 
@@ -152,9 +235,38 @@ def drop_crossed(best_bid: np.ndarray, best_ask: np.ndarray, file: str | Path, m
     return ~crossed
 
 
-def to_ticks(prices: np.ndarray, tick_size: float) -> np.ndarray:
-    """Prices to integer ticks (``round(price / tick)``); NaN and non-positive become 0 (empty)."""
+def to_ticks(prices: np.ndarray, tick_size: float, *, file: str | Path | None = None, key: str = "price",
+             rows: np.ndarray | None = None, unit: str = "row", on_grid: bool = True,
+             max_off_grid: float = MAX_OFF_GRID_FRACTION, columns: Sequence[str] | None = None,
+             what: str | None = None) -> np.ndarray:
+    """Prices to integer ticks (``round(price / tick)``); NaN and non-positive become 0 (empty).
+
+    An infinite price or one beyond :data:`MAX_TICKS` ticks is a :class:`DataError` naming the first bad
+    row (never a wrapped-around int64).  With ``on_grid`` (prices that should be multiples of the tick,
+    i.e. all but computed ones such as VWAPs) prices more than :data:`GRID_TOLERANCE` ticks off the grid
+    are counted: any gives a one-line warning with their share, a share above ``max_off_grid`` is a
+    :class:`DataError` (the tick size does not match the data).
+    """
     p = np.asarray(prices, dtype=np.float64)
-    out = np.rint(p / tick_size)
-    out[~(p > 0)] = 0
+    with np.errstate(over="ignore", invalid="ignore"):
+        r = p / tick_size
+    live = p > 0
+    at = _at(live & ~(np.abs(r) <= MAX_TICKS), rows, unit, columns)  # inf, or too large for int64 ticks
+    if at is not None:
+        raise DataError(f"{what or _what(key)} out of range at {at} (more than 2**52 ticks of {tick_size:g}, "
+                        "or infinite)", file=file, key=key)
+    out = np.rint(r)
+    out[~live] = 0
+    if on_grid and live.any():
+        off = live & (np.abs(r - out) > GRID_TOLERANCE)
+        n_off = int(off.sum())
+        if n_off:
+            share = n_off / int(live.sum())
+            msg = (f"{n_off} of {int(live.sum())} {_what(key)}s ({share:.2%}) are not multiples of the tick size "
+                   f"{tick_size:g} (first at {_at(off, rows, unit, columns)})")
+            if share > max_off_grid:
+                raise DataError(f"{msg}: the tick size does not match the data (set the manifest instrument's "
+                                "tick_size or params.tick_size)", file=file, key=key)
+            where = f"{file}: {key}: " if file is not None else ""
+            warnings.warn(f"{where}{msg}; they are rounded to the nearest tick", stacklevel=2)
     return out.astype(np.int64)

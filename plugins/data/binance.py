@@ -56,7 +56,7 @@ from cmm_bt.components import DataSource, Params
 from cmm_bt.data import checks
 from cmm_bt.data.schema import ASK, BID, BOOK, CLEAR, Instrument, MarketData, make_events
 from cmm_bt.errors import DataError
-from cmm_bt_plugins.data.common import finish, merge_events, resolve_tick, trade_events
+from cmm_bt_plugins.data.common import finish, merge_events, resolve_tick, span, trade_events
 
 try:  # orjson parses these captures ~3x faster; the stdlib is the fallback
     import orjson as _orjson
@@ -165,7 +165,9 @@ def _scan(path: Path, fi: int, acc: _Acc) -> None:
                 prev_local = local
                 try:
                     _dispatch(msg, local, lineno, fi, acc)
-                except (KeyError, TypeError, ValueError, IndexError) as err:
+                except _NotAnObject as err:
+                    raise DataError(f"unexpected message at line {lineno} ({err})", file=path) from err
+                except (KeyError, TypeError, ValueError, IndexError, AttributeError) as err:
                     raise DataError(f"unexpected message at line {lineno} ({checks.one_line(err)})",
                                     file=path) from err
     except (OSError, EOFError, zlib.error) as err:
@@ -174,10 +176,18 @@ def _scan(path: Path, fi: int, acc: _Acc) -> None:
         raise DataError("empty file", file=path)
 
 
+class _NotAnObject(ValueError):
+    """A capture line whose JSON (or whose envelope's ``data``) is not an object."""
+
+
 def _dispatch(msg: dict, local: int, lineno: int, fi: int, acc: _Acc) -> None:
+    if not isinstance(msg, dict):
+        raise _NotAnObject(f"the JSON is a {type(msg).__name__}, not an object")
     if "data" in msg and "stream" in msg:
-        stream = msg["stream"]
+        stream = str(msg["stream"])
         data = msg["data"]
+        if not isinstance(data, dict):
+            raise _NotAnObject(f"the envelope's data is a {type(data).__name__}, not an object")
     else:
         stream = ""
         data = msg
@@ -220,11 +230,32 @@ def _dispatch(msg: dict, local: int, lineno: int, fi: int, acc: _Acc) -> None:
         acc.ignored[kind] = acc.ignored.get(kind, 0) + 1
 
 
-def _floats(values: list[str], what: str, path: Path) -> np.ndarray:
+def _floats(values: list[str], what: str, path: Path, lines: np.ndarray | None = None) -> np.ndarray:
     try:
         return np.array(values, dtype=np.float64)
-    except ValueError as err:
-        raise DataError(f"non-numeric {what} ({checks.one_line(err)})", file=path, key=what) from err
+    except (ValueError, TypeError) as err:
+        at = ""
+        if lines is not None:  # find the first bad value (slow path, errors only); never echo it
+            for j, v in enumerate(values):
+                try:
+                    float(v)
+                except (ValueError, TypeError):
+                    at = f" at line {lines[j]}"
+                    break
+        raise DataError(f"non-numeric {what}{at}", file=path, key=what) from err
+
+
+def _ticks(px: np.ndarray, tick: float, lines: np.ndarray, files: np.ndarray, paths: list[Path]) -> np.ndarray:
+    """Prices (already checked positive) to ticks; out of the int64-safe range is a DataError naming the
+    file and line; off-grid prices are warned about or rejected (:func:`cmm_bt.data.checks.to_ticks`)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        big = ~(np.abs(px / tick) <= checks.MAX_TICKS)
+    if big.any():
+        j = int(np.flatnonzero(big)[0])
+        raise DataError(f"price out of range at line {lines[j]} (more than 2**52 ticks of {tick:g}, or infinite)",
+                        file=paths[int(files[j])], key="price")
+    return checks.to_ticks(px, tick, file=paths[0] if len(paths) == 1 else ", ".join(p.name for p in paths),
+                           key="price", rows=lines, unit="line")
 
 
 class BinanceCapture(DataSource):
@@ -267,7 +298,7 @@ class BinanceCapture(DataSource):
         lat = lat + shift
         if len(lat):
             meta["feed_latency_ms"] = {"p50": float(np.median(lat)) / 1e6, "p99": float(np.quantile(lat, 0.99)) / 1e6}
-        start, end = int(events["exch_ts"].iloc[0]), int(events["exch_ts"].iloc[-1])
+        start, end = span(events, paths[0])
         return finish(events, instrument, [(start, end)], meta, paths[0])
 
     # ------------------------------------------------------------------------------- the book
@@ -336,15 +367,18 @@ class BinanceCapture(DataSource):
         out_start = np.r_[0, np.cumsum(counts)[:-1]]
         lev_idx = (offs[items] - out_start)[rep] + np.arange(int(counts.sum()))
         side_all = np.array(acc.l_side, np.int8)
-        px_all = _floats(acc.l_px, "price", paths[0])
-        qty_all = _floats(acc.l_qty, "qty", paths[0])
-        bad = ~(px_all > 0) | ~(qty_all >= 0)  # every level, dropped ones included
+        lev_line, lev_file = np.repeat(line, nlev), np.repeat(fidx, nlev)  # of every level, in scan order
+        px_all = _floats(acc.l_px, "price", paths[0], lev_line)
+        qty_all = _floats(acc.l_qty, "qty", paths[0], lev_line)
+        bad = ~(px_all > 0) | ~((qty_all >= 0) & (qty_all <= checks.MAX_QTY))  # every level, dropped ones included
         if bad.any():
             j = int(np.flatnonzero(bad)[0])
             it = int(np.searchsorted(offs, j, side="right") - 1)
-            what = "price" if not px_all[j] > 0 else "qty"
-            raise DataError(f"non-positive {what} at line {line[it]}", file=paths[fidx[it]], key=what)
-        px = px_all[lev_idx]
+            if not px_all[j] > 0:
+                raise DataError(f"non-positive price at line {line[it]}", file=paths[fidx[it]], key="price")
+            raise DataError(f"negative, missing or out-of-range qty at line {line[it]}", file=paths[fidx[it]],
+                            key="qty")
+        ticks_all = _ticks(px_all, tick, lev_line, lev_file, paths)
 
         # CLEAR rows for snapshots: two per snapshot item, placed before its levels
         snap_pos = np.flatnonzero(s_items)
@@ -354,7 +388,7 @@ class BinanceCapture(DataSource):
         loc_l = np.r_[local[items][rep], np.repeat(local[items][snap_pos], 2)]
         ev_l = np.r_[np.full(n_lev, BOOK, np.int8), np.full(2 * len(snap_pos), CLEAR, np.int8)]
         side_l = np.r_[side_all[lev_idx], np.tile(np.array([BID, ASK], np.int8), len(snap_pos))]
-        price_l = np.r_[np.rint(px / tick).astype(np.int64), np.zeros(2 * len(snap_pos), np.int64)]
+        price_l = np.r_[ticks_all[lev_idx], np.zeros(2 * len(snap_pos), np.int64)]
         qty_l = np.r_[qty_all[lev_idx], np.zeros(2 * len(snap_pos))]
         pos = np.r_[rep * 2 + 1, np.repeat(snap_pos * 2, 2)]
         order = np.argsort(pos, kind="stable")
@@ -363,13 +397,17 @@ class BinanceCapture(DataSource):
 
     # ----------------------------------------------------------------------------- the trades
     def _trades(self, acc: _Acc, paths: list[Path], tick: float, meta: dict) -> pd.DataFrame:
-        px = _floats(acc.t_px, "price", paths[0])
-        qty = _floats(acc.t_qty, "qty", paths[0])
-        bad = ~(px > 0) | ~(qty > 0)
+        t_line, t_file = np.array(acc.t_line, np.int64), np.array(acc.t_file, np.int64)
+        px = _floats(acc.t_px, "price", paths[0], t_line)
+        qty = _floats(acc.t_qty, "qty", paths[0], t_line)
+        bad = ~(px > 0) | ~((qty > 0) & (qty <= checks.MAX_QTY))
         if bad.any():
             j = int(np.flatnonzero(bad)[0])
-            what = "price" if not px[j] > 0 else "qty"
-            raise DataError(f"non-positive trade {what} at line {acc.t_line[j]}", file=paths[acc.t_file[j]], key=what)
+            if not px[j] > 0:
+                raise DataError(f"non-positive trade price at line {acc.t_line[j]}", file=paths[acc.t_file[j]],
+                                key="price")
+            raise DataError(f"non-positive or out-of-range trade qty at line {acc.t_line[j]}",
+                            file=paths[acc.t_file[j]], key="qty")
         meta["trades"] = int(len(px))
         return trade_events(np.array(acc.t_exch, np.int64), np.array(acc.t_local, np.int64),
-                            np.array(acc.t_side, np.int8), np.rint(px / tick).astype(np.int64), qty)
+                            np.array(acc.t_side, np.int8), _ticks(px, tick, t_line, t_file, paths), qty)

@@ -213,18 +213,35 @@ class ChinaDataYes(DataSource):
             raise DataError(f"unparseable time at row {int(np.flatnonzero(bad)[0])}", file=f, key="dataTime")
         local_ns = stamp.to_numpy().astype("datetime64[ns]").view(np.int64) + ms.to_numpy(np.int64) * 1_000_000
         exch = local_ns - BEIJING_OFFSET_NS
-        bp = df["bidPrice1"].to_numpy(np.float64)
-        ap = df["askPrice1"].to_numpy(np.float64)
+        bp = checks.numeric(df, ["bidPrice1"], f)
+        ap = checks.numeric(df, ["askPrice1"], f)
         checks.check_positive(bp, f, "bidPrice1", allow_empty=True)
         checks.check_positive(ap, f, "askPrice1", allow_empty=True)
+        bp_ticks = checks.to_ticks(bp, tick, file=f, key="bidPrice1")  # inf / 1e300 / off-grid: named errors
+        ap_ticks = checks.to_ticks(ap, tick, file=f, key="askPrice1")
         quoted = (bp > 0) & (ap > 0)
         checks.check_monotonic(exch[quoted], f, "dataTime", rows=rows[quoted])
-        vol = df["volume"].to_numpy(np.float64)
-        val = df["value"].to_numpy(np.float64)
+        bv = checks.numeric(df, ["bidVolume1"], f)
+        av = checks.numeric(df, ["askVolume1"], f)
+        checks.check_quantity(bv, f, "bidVolume1", present=bp > 0)
+        checks.check_quantity(av, f, "askVolume1", present=ap > 0)
+        vol = checks.numeric(df, ["volume"], f)
+        val = checks.numeric(df, ["value"], f)
+        checks.check_quantity(vol, f, "volume", present=quoted)  # cumulative lots: finite, >= 0, < 2**53
+        bad = np.flatnonzero(quoted & ~(np.isfinite(val) & (val >= 0)))
+        if bad.size:
+            raise DataError(f"negative, missing or non-finite turnover at row {int(bad[0])}", file=f, key="value")
         # rows whose cumulative volume went backwards (e.g. a trailing zero-volume row)
         vq = np.where(quoted, vol, -np.inf)
-        reset = quoted & (vol < np.maximum.accumulate(vq))
-        meta["dropped_volume_reset_rows"] += int(reset.sum())
+        high = np.maximum.accumulate(vq)
+        reset = quoted & (vol < high)
+        n_reset = int(reset.sum())
+        if n_reset > max(10, 0.01 * int(quoted.sum())):  # not a trailing row or two: one row's volume is wrong
+            first = int(np.flatnonzero(reset)[0])
+            culprit = int(np.flatnonzero(vq[: first + 1] == high[first])[0])
+            raise DataError(f"cumulative volume at row {culprit} is above that of the {n_reset} later rows "
+                            f"(first at row {first}); it would drop them all", file=f, key="volume")
+        meta["dropped_volume_reset_rows"] += n_reset
         base = quoted & ~reset
         idx = np.flatnonzero(base)
 
@@ -273,19 +290,19 @@ class ChinaDataYes(DataSource):
 
         # --- crossed / locked (in-session rows)
         sel = idx[in_sess]
-        keep_sel = checks.drop_crossed(np.rint(bp[sel] / tick), np.rint(ap[sel] / tick), f, meta)
+        keep_sel = checks.drop_crossed(bp_ticks[sel], ap_ticks[sel], f, meta)
         final = sel[keep_sel]
         lat = int(round(self.config.feed_latency_us * 1000))
-        bpx = checks.to_ticks(bp[final], tick)[:, None]
-        apx = checks.to_ticks(ap[final], tick)[:, None]
-        book = snapshots_to_events(exch[final], exch[final] + lat, bpx, df["bidVolume1"].to_numpy(np.float64)[final, None],
-                                   apx, df["askVolume1"].to_numpy(np.float64)[final, None])
-        # trades of the kept in-session rows
+        book = snapshots_to_events(exch[final], exch[final] + lat, bp_ticks[final, None], bv[final, None],
+                                   ap_ticks[final, None], av[final, None])
+        # trades of the kept in-session rows (VWAPs are computed prices: no tick-grid check)
         t_mask = ok_val & in_sess
         t_mask[np.flatnonzero(in_sess)[~keep_sel]] = False
         ti = idx[t_mask]
         trades = trade_events(exch[ti], exch[ti] + lat, side[t_mask].astype(np.int8),
-                              np.rint(vwap[t_mask] / tick).astype(np.int64), dv[t_mask])
+                              checks.to_ticks(vwap[t_mask], tick, file=f, key="value", rows=ti, on_grid=False,
+                                              what="trade price (turnover / volume / multiplier)"),
+                              dv[t_mask])
         # sessions with data: (window start, last snapshot)
         sessions = []
         sid_final = sess_id[final]

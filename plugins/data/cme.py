@@ -29,7 +29,8 @@ from cmm_bt.data import checks
 from cmm_bt.data.schema import Instrument, MarketData
 from cmm_bt.data.snapshots import snapshots_to_events
 from cmm_bt.errors import DataError
-from cmm_bt_plugins.data.common import datetime_ns, finish, merge_events, resolve_tick, split_on_gaps, trade_events
+from cmm_bt_plugins.data.common import (datetime_ns, finish, merge_events, resolve_tick, span, split_on_gaps,
+                                        trade_events)
 
 #: Contract facts by file-name product prefix (``gc_m3_...`` -> GC): tick, multiplier.
 KNOWN_PRODUCTS: dict[str, tuple[float, float]] = {"gc": (0.1, 100.0), "6b": (0.0001, 62500.0)}
@@ -88,14 +89,19 @@ class CmeParquet(DataSource):
         with checks.reading(quotes_path, "parquet"):
             ts = datetime_ns(quotes["transact_time"])
         checks.check_monotonic(ts, quotes_path, "transact_time")
-        bpx = quotes[cols["bid_price"]].to_numpy(np.float64)
-        apx = quotes[cols["offer_price"]].to_numpy(np.float64)
-        checks.check_positive(bpx, quotes_path, "bid_price", allow_empty=True)
-        checks.check_positive(apx, quotes_path, "offer_price", allow_empty=True)
-        bp, ap = checks.to_ticks(bpx, tick), checks.to_ticks(apx, tick)
+        if quotes.empty:
+            raise DataError("no data rows in the quotes file", file=quotes_path)
+        levels = {}
+        for pk, qk in (("bid_price", "bid_quantity"), ("offer_price", "offer_quantity")):
+            px = checks.numeric(quotes, cols[pk], quotes_path).reshape(len(quotes), k)
+            qty = checks.numeric(quotes, cols[qk], quotes_path).reshape(len(quotes), k)
+            checks.check_positive(px, quotes_path, pk, allow_empty=True, columns=cols[pk])
+            checks.check_quantity(qty, quotes_path, qk, present=px > 0, columns=cols[qk])
+            levels[pk] = (checks.to_ticks(px, tick, file=quotes_path, key=pk, columns=cols[pk]),
+                          np.where(px > 0, qty, 0.0))
+        (bp, bq), (ap, aq) = levels["bid_price"], levels["offer_price"]
         keep = checks.drop_crossed(bp[:, 0], ap[:, 0], quotes_path, meta)
-        book = snapshots_to_events(ts[keep], ts[keep] + lat_ns, bp[keep], quotes[cols["bid_quantity"]].to_numpy()[keep],
-                                   ap[keep], quotes[cols["offer_quantity"]].to_numpy()[keep])
+        book = snapshots_to_events(ts[keep], ts[keep] + lat_ns, bp[keep], bq[keep], ap[keep], aq[keep])
         meta["snapshots"] = int(keep.sum())
 
         # ---- trades
@@ -105,17 +111,18 @@ class CmeParquet(DataSource):
             with checks.reading(trades_path, "parquet"):
                 tts = datetime_ns(trades["transact_time"])
             checks.check_monotonic(tts, trades_path, "transact_time")
-            px = trades["price"].to_numpy(np.float64)
+            px = checks.numeric(trades, ["price"], trades_path)
             checks.check_positive(px, trades_path, "price")
-            qty = trades["quantity"].to_numpy(np.float64)
-            checks.check_positive(qty, trades_path, "quantity")
+            qty = checks.numeric(trades, ["quantity"], trades_path)
+            checks.check_quantity(qty, trades_path, "quantity", positive=True)
             side = checks.map_codes(trades["side"], TRADE_SIDES, trades_path, "side", "trade side", "B or O")
-            trades_events = trade_events(tts, tts + lat_ns, side, checks.to_ticks(px, tick), qty)
+            trades_events = trade_events(tts, tts + lat_ns, side,
+                                         checks.to_ticks(px, tick, file=trades_path, key="price"), qty)
             tr = tts
             meta["trades"] = int(len(tts))
 
         events = merge_events(*(t for t in (trades_events, book) if t is not None))
-        start, end = int(events["exch_ts"].iloc[0]), int(events["exch_ts"].iloc[-1])
+        start, end = span(events, quotes_path)
         gap_ts = tr if tr is not None and len(tr) > 1 else ts[keep]
         sessions = split_on_gaps(gap_ts, int(self.config.session_gap_s * 1e9), start, end)
         return finish(events, instrument, sessions, meta, quotes_path)

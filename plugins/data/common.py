@@ -42,6 +42,14 @@ def merge_events(*tables: pd.DataFrame) -> pd.DataFrame:
     return sort_events(ev)
 
 
+def span(events: pd.DataFrame, file: Path | str) -> tuple[int, int]:
+    """First and last ``exch_ts``; no events at all is a :class:`DataError` naming ``file``."""
+    if events.empty:
+        raise DataError("no events after filtering (no usable rows)", file=file)
+    ts = events["exch_ts"]
+    return int(ts.iloc[0]), int(ts.iloc[-1])
+
+
 def finish(events: pd.DataFrame, instrument: Instrument, sessions: list[tuple[int, int]], meta: dict,
            file: Path | str) -> MarketData:
     """Final schema checks and the :class:`MarketData`."""

@@ -11,6 +11,7 @@ files are read in order, each starting a fresh book.
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 from typing import ClassVar
 
@@ -23,7 +24,8 @@ from cmm_bt.data import checks
 from cmm_bt.data.schema import Instrument, MarketData
 from cmm_bt.data.snapshots import snapshots_to_events
 from cmm_bt.errors import DataError
-from cmm_bt_plugins.data.common import datetime_ns, finish, merge_events, resolve_tick, split_on_gaps, trade_events
+from cmm_bt_plugins.data.common import (datetime_ns, finish, merge_events, resolve_tick, span, split_on_gaps,
+                                        trade_events)
 
 SIDES = {"1": 1, "+1": 1, "1.0": 1, "B": 1, "BUY": 1, "-1": -1, "-1.0": -1, "S": -1, "SELL": -1}
 
@@ -88,7 +90,7 @@ class GenericSnapshots(DataSource):
         if not books:
             raise DataError("no snapshot file (with bid_price_1 ...) among the files", file=files[0], key="files")
         events = merge_events(*trades, *books)
-        start, end = int(events["exch_ts"].iloc[0]), int(events["exch_ts"].iloc[-1])
+        start, end = span(events, files[0])
         if self.config.session_gap_s:
             sessions = split_on_gaps(np.concatenate(snap_ts), int(self.config.session_gap_s * 1e9), start, end)
         else:
@@ -100,16 +102,20 @@ class GenericSnapshots(DataSource):
                 default=0)
         cols = {s: [f"{s}_{i}" for i in range(1, k + 1)] for s in ("bid_price", "bid_qty", "ask_price", "ask_qty")}
         checks.require_columns(df.columns, ["ts"] + sum(cols.values(), []), f)
+        if df.empty:
+            raise DataError("no data rows (the snapshot file has only a header)", file=f)
         ts = _times(df, "ts", f)
         checks.check_monotonic(ts, f, "ts")
         local = _times(df, "local_ts", f) if "local_ts" in df.columns else ts + lat
-        bpx = df[cols["bid_price"]].to_numpy(np.float64)
-        apx = df[cols["ask_price"]].to_numpy(np.float64)
-        checks.check_positive(bpx, f, "bid_price", allow_empty=True)
-        checks.check_positive(apx, f, "ask_price", allow_empty=True)
-        bq = df[cols["bid_qty"]].to_numpy(np.float64)
-        aq = df[cols["ask_qty"]].to_numpy(np.float64)
-        bp, ap = checks.to_ticks(bpx, tick), checks.to_ticks(apx, tick)
+        levels = {}
+        for side in ("bid", "ask"):
+            pk, qk = f"{side}_price", f"{side}_qty"
+            px = checks.numeric(df, cols[pk], f).reshape(len(df), k)
+            qty = checks.numeric(df, cols[qk], f).reshape(len(df), k)
+            checks.check_positive(px, f, pk, allow_empty=True, columns=cols[pk])
+            checks.check_quantity(qty, f, qk, present=px > 0, columns=cols[qk])
+            levels[side] = checks.to_ticks(px, tick, file=f, key=pk, columns=cols[pk]), np.where(px > 0, qty, 0.0)
+        (bp, bq), (ap, aq) = levels["bid"], levels["ask"]
         keep = checks.drop_crossed(bp[:, 0], ap[:, 0], f, meta)
         if (local[keep] < ts[keep]).any():
             row = int(np.flatnonzero(keep & (local < ts))[0])
@@ -122,13 +128,15 @@ class GenericSnapshots(DataSource):
         ts = _times(df, "ts", f)
         checks.check_monotonic(ts, f, "ts")
         local = _times(df, "local_ts", f) if "local_ts" in df.columns else ts + lat
-        px = df["price"].to_numpy(np.float64)
+        px = checks.numeric(df, ["price"], f)
         checks.check_positive(px, f, "price")
-        qty = df["qty"].to_numpy(np.float64)
-        checks.check_positive(qty, f, "qty")
+        qty = checks.numeric(df, ["qty"], f)
+        checks.check_quantity(qty, f, "qty", positive=True)
         side = checks.map_codes(df["side"], SIDES, f, "side", "side", "1/-1 or B/S")
         if (local < ts).any():
             raise DataError(f"local_ts earlier than ts at row {int(np.flatnonzero(local < ts)[0])}", file=f,
                             key="local_ts")
+        if df.empty:
+            warnings.warn(f"{f}: the trades file has no data rows", stacklevel=3)
         meta["trades"] += int(len(df))
-        return trade_events(ts, local, side, checks.to_ticks(px, tick), qty)
+        return trade_events(ts, local, side, checks.to_ticks(px, tick, file=f, key="price"), qty)

@@ -30,7 +30,7 @@ from cmm_bt.data import checks
 from cmm_bt.data.schema import Instrument, MarketData
 from cmm_bt.data.snapshots import snapshots_to_events
 from cmm_bt.errors import DataError
-from cmm_bt_plugins.data.common import finish, merge_events, resolve_tick, trade_events
+from cmm_bt_plugins.data.common import finish, merge_events, resolve_tick, span, trade_events
 
 NAME_RE = re.compile(r"(?P<ticker>[A-Za-z0-9.]+)_(?P<date>\d{4}-\d{2}-\d{2})_\d+_\d+_(?P<kind>message|orderbook)_(?P<k>\d+)")
 MESSAGE_COLUMNS = ["time", "type", "order_id", "size", "price", "direction"]
@@ -84,35 +84,40 @@ class LobsterCsv(DataSource):
             raise DataError(f"orderbook has {len(book)} rows but the message file {len(msg)}", file=book_path,
                             key="rows")
         secs = pd.to_numeric(msg["time"], errors="coerce").to_numpy(np.float64)
-        if np.isnan(secs).any():
-            raise DataError(f"non-numeric time at row {int(np.flatnonzero(np.isnan(secs))[0])}", file=msg_path,
+        bad = ~(np.isfinite(secs) & (secs >= 0) & (secs < 7 * 86400))  # seconds after midnight
+        if bad.any():
+            raise DataError(f"non-numeric or out-of-range time at row {int(np.flatnonzero(bad)[0])}", file=msg_path,
                             key="time")
         checks.check_monotonic(secs, msg_path, "time")
         midnight = pd.Timestamp(msg_m.group("date")).tz_localize(self.config.timezone).tz_convert("UTC")
         ts = midnight.value + np.rint(secs * 1e9).astype(np.int64)
         lat = int(round(self.config.feed_latency_us * 1000))
 
-        arr = book.to_numpy(np.float64)
+        arr = checks.numeric(book, list(book.columns), book_path).reshape(len(book), 4 * k)
         ask_px, ask_sz, bid_px, bid_sz = (arr[:, j::4] for j in range(4))
         for px, sz, key in ((ask_px, ask_sz, "ask_price"), (bid_px, bid_sz, "bid_price")):
+            checks.check_quantity(sz, book_path, key.replace("price", "size"))
             live = sz > 0
             checks.check_positive(np.where(live, px, 1.0), book_path, key)
-        bp = checks.to_ticks(np.where(bid_sz > 0, bid_px / PRICE_SCALE, 0), tick)
-        ap = checks.to_ticks(np.where(ask_sz > 0, ask_px / PRICE_SCALE, 0), tick)
+        bp = checks.to_ticks(np.where(bid_sz > 0, bid_px / PRICE_SCALE, 0), tick, file=book_path, key="bid_price")
+        ap = checks.to_ticks(np.where(ask_sz > 0, ask_px / PRICE_SCALE, 0), tick, file=book_path, key="ask_price")
         keep = checks.drop_crossed(bp[:, 0], ap[:, 0], book_path, meta)
         book_ev = snapshots_to_events(ts[keep], ts[keep] + lat, bp[keep], bid_sz[keep], ap[keep], ask_sz[keep])
 
         typ = msg["type"].to_numpy()
         ex = np.isin(typ, (4, 5))
-        px = msg["price"].to_numpy(np.float64)[ex]
+        px = checks.numeric(msg, ["price"], msg_path)[ex]
         checks.check_positive(px, msg_path, "price", rows=np.flatnonzero(ex))
+        size = checks.numeric(msg, ["size"], msg_path)[ex]
+        checks.check_quantity(size, msg_path, "size", rows=np.flatnonzero(ex), positive=True)
         direction = msg["direction"].to_numpy()[ex]
         if not np.isin(direction, (-1, 1)).all():
             row = int(np.flatnonzero(ex)[np.flatnonzero(~np.isin(direction, (-1, 1)))[0]])
             raise DataError(f"direction must be -1 or 1 at row {row}", file=msg_path, key="direction")
         trades = trade_events(ts[ex], ts[ex] + lat, (-direction).astype(np.int8),
-                              checks.to_ticks(px / PRICE_SCALE, tick), msg["size"].to_numpy(np.float64)[ex])
+                              checks.to_ticks(px / PRICE_SCALE, tick, file=msg_path, key="price",
+                                              rows=np.flatnonzero(ex)), size)
         meta.update(messages=int(len(msg)), trades=int(ex.sum()), hidden_trades=int((typ == 5).sum()))
         events = merge_events(trades, book_ev)
-        start, end = int(events["exch_ts"].iloc[0]), int(events["exch_ts"].iloc[-1])
+        start, end = span(events, msg_path)
         return finish(events, instrument, [(start, end)], meta, msg_path)
