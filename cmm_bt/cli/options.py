@@ -22,7 +22,7 @@ def session(plugins_dir: Path | None, disable: list[str]):
 
 
 # executors (sweep, compare): see cmm_bt/executors
-EXECUTOR = typer.Option(None, "--executor", help="local (a pool of worker processes; sweep's default) or ray (Ray tasks; pip install 'cmm-bt[ray]'). compare without it: in this process.")
+EXECUTOR = typer.Option(None, "--executor", help="local (a pool of worker processes; sweep's default) or ray (Ray tasks; the extra cmm-bt\\[ray]). compare without it: in this process.")
 WORKERS = typer.Option(None, "--workers", help="Runs at once (default: one per core; ray: the cluster's CPUs).")
 RAY_ADDRESS = typer.Option(None, "--ray-address", help="An existing Ray cluster (host:port); default $RAY_ADDRESS, else a local Ray instance.")
 

@@ -83,11 +83,11 @@ def count_starts(path: Path) -> int:
 
 def run_job(job: RunJob) -> dict[str, Any]:
     """Prepare and execute the run in this process: ``{run_dir, metrics, worker, wall_s}``."""
+    t0 = time.perf_counter()
+    if job.starts_file:  # first: a worker killed while importing the project counts as an attempt too
+        _record_start(job.starts_file)
     from cmm_bt.api import execute_run, prepare_run
 
-    t0 = time.perf_counter()
-    if job.starts_file:
-        _record_start(job.starts_file)
     out = Path(job.out_dir)
     if job.replace and out.exists():
         shutil.rmtree(out)

@@ -24,7 +24,7 @@ def _duration(seconds: float) -> str:
 def _num(v: float | None) -> str:
     if v is None:
         return "—"
-    return f"{v:,.4g}" if abs(v) < 1e5 else f"{v:,.0f}"
+    return f"{v:,.4g}" if abs(v) < 1e4 else f"{v:,.0f}"
 
 
 class SweepProgress:

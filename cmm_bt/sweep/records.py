@@ -169,7 +169,7 @@ def _cell(v: Any) -> str:
     if isinstance(v, float):
         if not math.isfinite(v):
             return "—"
-        return f"{v:,.4g}" if abs(v) < 1e5 else f"{v:,.0f}"
+        return f"{v:,.4g}" if abs(v) < 1e4 else f"{v:,.0f}"
     return str(v) if isinstance(v, str) else canonical(v)
 
 
@@ -225,7 +225,8 @@ def best_yaml_text(
     strategy = Path(strategy).resolve()
     try:  # relative when both live under one project folder (the sweep folder can move with it)
         common = os.path.commonpath([out, strategy])
-        parent = os.path.relpath(strategy, out) if Path(common) != Path(common).anchor and Path(common) != Path.home() else str(strategy)
+        shallow = common == Path(common).anchor or Path(common) == Path.home()
+        parent = str(strategy) if shallow else os.path.relpath(strategy, out)
     except ValueError:  # another drive
         parent = str(strategy)
     doc: dict[str, Any] = {"extends": parent}

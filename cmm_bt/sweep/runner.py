@@ -357,8 +357,8 @@ class _Sweep:
             starts_file=str(starts),
         )
         rec.status, rec.error, rec.reused = "running", None, False
-        self.executor.submit(rec.key, run_job, job)
-        self.in_flight[rec.key] = (rec, ticket)
+        self.executor.submit(rec.name, run_job, job)  # the name in the executor's notices
+        self.in_flight[rec.name] = (rec, ticket)
 
     def finish(self, outcome) -> TrialRecord:
         from cmm_bt.executors.jobs import count_starts
@@ -390,7 +390,7 @@ class _Sweep:
                 return
             ticket, point = asked
             rec = self.record_for(point)
-            if rec.key in self.in_flight:  # tpe asked again for a point that is running
+            if rec.name in self.in_flight:  # tpe asked again for a point that is running
                 self.dupes.setdefault(rec.key, []).append(ticket)
             elif rec.status in ("ok", "failed") and (rec.reused or rec.key in self.finished):
                 self.search.tell(ticket, rec.value)  # already known (reused, or a tpe repeat)
