@@ -2,22 +2,35 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field, model_validator
 
 from cmm_bt.components import Params
 from cmm_bt.engine.queue import QUEUE_MODELS  # the queue-model registry (name -> model)
+
+#: Longest latency accepted (one day, in microseconds): times stay far inside int64 nanoseconds.
+MAX_LATENCY_US = 86_400e6
+#: Longest decision interval / episode accepted (366 days, in milliseconds).
+MAX_INTERVAL_MS = 366 * 86_400e3
+#: The engine's fees when a strategy sets none (fee_model proportional): 2 bp maker, 5 bp taker.
+DEFAULT_MAKER_FEE, DEFAULT_TAKER_FEE = 0.0002, 0.0005
+_PROPORTIONAL_KEYS = ("maker_fee", "taker_fee")
+_PER_CONTRACT_KEYS = ("maker_fee_per_contract", "taker_fee_per_contract")
 
 
 class EngineConfig(Params):
     """Decision grid, order sizing, latency, queue model, fees and episodes of one replay.
 
-    See ``docs/engine.md`` for the exact semantics of every option.
+    See ``docs/engine.md`` for the exact semantics of every option.  Every number must be finite (no
+    ``.inf`` / ``.nan``) and within the bounds the replay can honour (times in int64 nanoseconds).
     """
 
+    model_config = ConfigDict(allow_inf_nan=False)
+
     decision_interval_ms: float = Field(
-        100.0, gt=0, description="Local time between two decision steps, milliseconds."
+        100.0, ge=1e-6, le=MAX_INTERVAL_MS,
+        description="Local time between two decision steps, milliseconds (at least 1 ns, at most 366 days).",
     )
     order_qty: float = Field(
         1.0, gt=0, description="Default quote size (contracts / base units) handed to execution policies."
@@ -29,16 +42,19 @@ class EngineConfig(Params):
         "all open same-side orders plus the new order could exceed it in absolute value.",
     )
     entry_latency_us: float = Field(
-        1000.0, ge=0, description="Order-entry latency local -> exchange (new and cancel requests), microseconds."
+        1000.0, ge=0, le=MAX_LATENCY_US,
+        description="Order-entry latency local -> exchange (new and cancel requests), microseconds (at most a day).",
     )
     response_latency_us: float = Field(
         1000.0,
         ge=0,
+        le=MAX_LATENCY_US,
         description="Exchange -> local latency of order reports (fills, cancels, rejections), microseconds.",
     )
     feed_latency_us: float = Field(
         500.0,
         ge=0,
+        le=MAX_LATENCY_US,
         description="Market-data latency added to events whose local_ts equals exch_ts (sources without "
         "receive timestamps); events with a real local_ts keep it. Microseconds.",
     )
@@ -48,18 +64,35 @@ class EngineConfig(Params):
         + "; ".join(f"'{name}' ({model.description})" for name, model in QUEUE_MODELS.items()) + ".",
     )
     queue_exponent: float = Field(
-        3.0, gt=0, description="Exponent n of the power-prob queue model, f(x) = x**n."
+        3.0, gt=0, le=1000, description="Exponent n of the power-prob queue model, f(x) = x**n."
     )
     partial_fills: bool = Field(
         False,
         description="False: hftbacktest's no-partial-fill exchange (an order fills completely once the queue "
         "ahead is exhausted by a trade at its price). True: only the traded quantity beyond the queue fills.",
     )
+    fee_model: Literal["proportional", "per-contract"] = Field(
+        "proportional",
+        description="'proportional': fee = rate x |notional| (maker_fee / taker_fee, as crypto exchanges "
+        "charge); 'per-contract': fee = fixed money per contract traded (maker_fee_per_contract / "
+        "taker_fee_per_contract, as futures exchanges charge). The keys of the other model must be left out.",
+    )
     maker_fee: float = Field(
-        0.0002, description="Fee of passive fills as a fraction of notional; negative = rebate."
+        DEFAULT_MAKER_FEE, ge=-1, le=1,
+        description="proportional: fee of passive fills as a fraction of notional; negative = rebate. "
+        "Default 0.0002 (2 bp) when the strategy sets no fee.",
     )
     taker_fee: float = Field(
-        0.0005, description="Fee of aggressive fills (crossing orders, end-of-episode flatten), fraction of notional."
+        DEFAULT_TAKER_FEE, ge=-1, le=1,
+        description="proportional: fee of aggressive fills (crossing orders, end-of-episode flatten), fraction "
+        "of notional. Default 0.0005 (5 bp) when the strategy sets no fee.",
+    )
+    maker_fee_per_contract: float = Field(
+        0.0, description="per-contract: fee of a passive fill per contract (per unit of quantity), in the "
+        "instrument's currency; negative = rebate."
+    )
+    taker_fee_per_contract: float = Field(
+        0.0, description="per-contract: fee of an aggressive fill per contract, in the instrument's currency."
     )
     post_only: bool = Field(
         True,
@@ -72,7 +105,8 @@ class EngineConfig(Params):
         "into consecutive episodes of episode_length_s.",
     )
     episode_length_s: float = Field(
-        3600.0, gt=0, description="Episode length in seconds when episode_mode is 'fixed'."
+        3600.0, ge=1e-9, le=MAX_INTERVAL_MS / 1e3,
+        description="Episode length in seconds when episode_mode is 'fixed' (at least 1 ns, at most 366 days).",
     )
     flatten_at_episode_end: bool = Field(
         True,
@@ -80,6 +114,37 @@ class EngineConfig(Params):
         "(paying taker_fee); otherwise the position is carried into the next episode.",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _one_fee_model(cls, data: Any) -> Any:
+        """The keys of the fee model not chosen must be left out; per-contract has no proportional fee."""
+        if not isinstance(data, dict):
+            return data
+        model = data.get("fee_model", "proportional")
+        unused = _PROPORTIONAL_KEYS if model == "per-contract" else _PER_CONTRACT_KEYS if model == "proportional" else ()
+        given = [k for k in unused if k in data and data[k] not in (0, 0.0, None)]
+        if given:
+            use = _PER_CONTRACT_KEYS if model == "per-contract" else _PROPORTIONAL_KEYS
+            raise ValueError(f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} not apply with fee_model "
+                             f"{model!r} (it uses {' / '.join(use)})")
+        if model == "per-contract":
+            data = {**data, "maker_fee": 0.0, "taker_fee": 0.0}
+        return data
+
     @property
     def decision_interval_ns(self) -> int:
         return int(round(self.decision_interval_ms * 1e6))
+
+    def fee_summary(self, currency: str = "") -> str:
+        """The fee model in words, saying when the engine's defaults apply (nothing set by the strategy)."""
+        cur = f" {currency}" if currency else ""
+        if self.fee_model == "per-contract":
+            return (f"per-contract: maker {self.maker_fee_per_contract:g}{cur}, taker {self.taker_fee_per_contract:g}"
+                    f"{cur} per contract")
+        text = f"proportional: maker {self.maker_fee * 1e4:g} bp, taker {self.taker_fee * 1e4:g} bp of notional"
+        defaults = [k for k in _PROPORTIONAL_KEYS if k not in self.model_fields_set]
+        if len(defaults) == 2:
+            return text + " (engine defaults: the strategy sets no fees)"
+        if defaults:
+            return text + f" ({defaults[0]}: engine default)"
+        return text

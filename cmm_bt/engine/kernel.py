@@ -65,7 +65,8 @@ N_ST = 32
 # fl: account and float parameters
 A_POS, A_CASH, A_FEES, A_VOL, A_LPOS = range(5)
 P_TV, P_MFEE, P_TFEE, P_LIMIT, P_LOT, P_QEXP = range(5, 11)
-N_FL = 11
+P_MFEE_Q, P_TFEE_Q = range(11, 13)  # per-contract fees (money per unit of quantity), 0 unless fee_model per-contract
+N_FL = 13
 # orders
 OI_ID, OI_SIDE, OI_PX, OI_STATUS, OI_DONE_TS = range(5)
 OF_QTY, OF_LEAVES, OF_FRONT, OF_CUM = range(4)
@@ -115,6 +116,9 @@ OK, NEED_FILL_SPACE, ORDER_TABLE_FULL, REQUEST_QUEUE_FULL = 0, 1, 2, 3
 def _record_fill(st, fl, ladder, bests, f_i, f_f, oid, side, price, qty, maker, ts):
     notional = qty * price * fl[P_TV]
     fee = (fl[P_MFEE] if maker else fl[P_TFEE]) * abs(notional)
+    per_q = fl[P_MFEE_Q] if maker else fl[P_TFEE_Q]
+    if per_q != 0.0:  # per-contract fee model (proportional configurations never take this branch)
+        fee += per_q * qty
     fl[A_POS] += side * qty
     fl[A_CASH] -= side * notional + fee
     fl[A_FEES] += fee
@@ -653,7 +657,8 @@ class Exchange:
                           int(round(config.entry_latency_us * 1000)), int(round(config.response_latency_us * 1000))]
         self.fl = np.zeros(N_FL)
         self.fl[P_TV:] = [tick_value, config.maker_fee, config.taker_fee, config.position_limit,
-                          lot_size if lot_size > 0 else 1.0, config.queue_exponent]
+                          lot_size if lot_size > 0 else 1.0, config.queue_exponent,
+                          getattr(config, "maker_fee_per_contract", 0.0), getattr(config, "taker_fee_per_contract", 0.0)]
         self.o_i = np.zeros((self.order_capacity, N_OI), dtype=np.int64)
         self.o_f = np.zeros((self.order_capacity, N_OF))
         self.rq = np.zeros((self.request_capacity, N_RQ), dtype=np.int64)
