@@ -18,6 +18,7 @@ from cmm_bt.config.loader import apply_overrides, compose, deep_merge, parse_str
 from cmm_bt.data.loading import default_cache_dir, load_market
 from cmm_bt.data.manifest import compute_splits, load_manifest, resolve_data_root
 from cmm_bt.data.schema import MarketData
+from cmm_bt.errors import DataError
 from cmm_bt.pipeline import Pipeline, Products, Signals, StageContext
 from cmm_bt.plugins import Hooks, PluginSettings, build_plugin_manager
 from cmm_bt.registry import Registry
@@ -112,21 +113,45 @@ def stage_context(run: RunSpec, market: MarketData) -> StageContext:
     return StageContext(run=run, market=market, grid=grid, data_key=key, replay_key=replay, cache=StageCache(run.cache_dir))
 
 
-def execute_run(session: Session, run: RunSpec, market: MarketData, *, out_dir: Path | None = None, write: bool = True):
-    """Model pipeline, policy fit, replay, metrics, run folder, reports.  Returns the :class:`RunResult`."""
+def _require_decisions(run: RunSpec, market: MarketData, engine, grid: np.ndarray) -> None:
+    """A replay without a single decision step is bad input (a split too short, a one-sided book), not a
+    run that "succeeds" with nothing in it."""
+    if len(grid):
+        return
+    start, end = run.splits[run.replay_split]
+    ts = market.events["exch_ts"].to_numpy()
+    inside = ts[(ts >= start) & (ts < end)]
+    held = f"{(inside[-1] - inside[0]) / 1e9:g} s of data ({inside.size} events)" if inside.size else "no events"
+    raise DataError(f"the {run.replay_split!r} split has no decision step: it holds {held}, and decisions come "
+                    f"every {engine.decision_interval_ms:g} ms of a session once its book is two-sided",
+                    file=run.dataset.path, key="split")
+
+
+def execute_run(session: Session, run: RunSpec, market: MarketData, *, out_dir: Path | None = None, write: bool = True,
+                overwrite: bool = False):
+    """Model pipeline, policy fit, replay, metrics, run folder, reports.  Returns the :class:`RunResult`.
+
+    With ``write``, the run folder's location is checked first (exists without ``overwrite``, not a
+    folder, not writable: a :class:`CmmBtError` before any work) and reporters' files (``plots``) are
+    written into the folder before it appears.
+    """
+    from cmm_bt.components import Reporter
     from cmm_bt.engine.config import EngineConfig
     from cmm_bt.engine.loop import run_backtest
     from cmm_bt.metrics import compute_metrics
-    from cmm_bt.results import RunResult, default_run_dir, write_run_folder
+    from cmm_bt.results import RunResult, check_out_dir, default_run_dir, write_run_folder
 
     hooks = session.hooks
     t0 = time.perf_counter()
     try:
         hooks.before_run(run=run)
+        if write:
+            check_out_dir(out_dir or default_run_dir(run.name, run.dataset.name), overwrite=overwrite)
         engine = EngineConfig(**run.strategy.engine)
         start_ns, end_ns = run.splits[run.replay_split]
         pipeline = build_pipeline(run)
         ctx = stage_context(run, market)
+        _require_decisions(run, market, engine, ctx.grid)
         products = pipeline.run(ctx) if pipeline else Products()
         signals = products.get(Signals)
 
@@ -148,18 +173,26 @@ def execute_run(session: Session, run: RunSpec, market: MarketData, *, out_dir: 
             metrics=metrics,
             output=output,
             split=run.replay_split,
+            fee_model=engine.fee_summary(market.instrument.currency),
         )
         if signals is not None:
             _merge_model_metrics(result.metrics, signals.metrics)
             result.extra.update(signals.tables)
             result.quiet_tables.update(signals.quiet_tables)
+        for product in products.values():
+            add_run_outputs(result, product)
         if pipeline:
             result.extra["pipeline_stages"] = pipeline.timings()
         result.metrics.update(hooks.extra_metrics(run=run, result=result))
         result.metrics["run_wall_s"] = time.perf_counter() - t0
         if write:
             target = out_dir or default_run_dir(run.name, run.dataset.name)
-            result.run_dir = write_run_folder(result, target)
+            writers = []
+            for i, spec in enumerate(run.strategy.reporters):  # reporters' files go in before the folder appears
+                reporter = run.registry.create("reporter", spec.name, spec.params, where=run.where, key=f"reporters.{i}")
+                if type(reporter).write_files is not Reporter.write_files:
+                    writers.append(lambda folder, r=reporter: r.write_files(result, folder))
+            result.run_dir = write_run_folder(result, target, overwrite=overwrite, writers=writers)
         hooks.after_run(run=run, result=result)
         return result
     except BaseException as err:
@@ -183,6 +216,23 @@ def _merge_model_metrics(metrics: dict, model: dict) -> None:
         if key in model and key in metrics:
             metrics[engine_key] = metrics[key]
     metrics.update(model)
+
+
+def add_run_outputs(result, product) -> None:
+    """Add what ``product`` contributes (:class:`cmm_bt.pipeline.RunOutputs`) to ``result``."""
+    metrics = getattr(product, "run_metrics", None)
+    if metrics is not None:
+        _merge_model_metrics(result.metrics, metrics())
+    tables = getattr(product, "run_tables", None)
+    for name, table in (tables() if tables is not None else {}).items():
+        if name in result.extra:
+            raise RuntimeError(f"two products write the table {name!r}")
+        result.extra[name] = table
+    files = getattr(product, "run_files", None)
+    for name, data in (files() if files is not None else {}).items():
+        if name in result.files:
+            raise RuntimeError(f"two products write the file {name!r}")
+        result.files[name] = data
 
 
 def report(session: Session, run: RunSpec, result) -> None:

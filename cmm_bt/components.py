@@ -173,6 +173,10 @@ class Reporter(Component):
     def report(self, result: "RunResult", console: "Console") -> None:
         raise NotImplementedError
 
+    def write_files(self, result: "RunResult", folder: Path) -> None:
+        """Files this reporter adds to the run folder, written into ``folder``: the run folder while it is
+        still a temporary one, so they are in it once it appears complete.  Default: none."""
+
 
 #: The kinds the host itself drives, and their base classes.
 HOST_KINDS: dict[str, type[Component]] = {

@@ -2,9 +2,12 @@
 
 A run folder holds ``config.yaml`` (resolved config), ``metrics.json`` (flat keys, sorted, NaN and
 infinities written as ``null``), ``run.json`` (names, split, instrument, counters),
-``steps.parquet``, ``fills.parquet``, ``episodes.parquet``, one ``<name>.parquet`` per extra table
-and an empty ``complete`` marker.  It is written into a hidden temporary sibling and renamed into
-place at the end, so an interrupted run never leaves a folder that looks complete.
+``steps.parquet``, ``fills.parquet``, ``episodes.parquet``, one ``<name>.parquet`` per extra table,
+the files of reporters that write any (e.g. the ``plots`` PNGs) and an empty ``complete`` marker.  It is
+written into a hidden temporary sibling ``.NAME.tmp-PID`` and renamed into place at the end, so an
+interrupted run never leaves a folder that looks complete; leftovers of killed processes are removed by
+the next write into the same parent folder (a previous run moved aside as ``.NAME.old-PID`` by a killed
+overwrite is put back).
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ import math
 import os
 import re
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -26,6 +30,7 @@ import yaml
 from cmm_bt.data.schema import Instrument
 from cmm_bt.engine.output import BacktestOutput
 from cmm_bt.errors import CmmBtError
+from cmm_bt.storage import remove_dead_temps
 
 #: File names of the core tables; extra tables may not reuse them.
 CORE_TABLES: tuple[str, ...] = ("steps", "fills", "episodes")
@@ -48,6 +53,9 @@ class RunResult:
     :ivar split: the data split replayed (``test``, ...), if any.
     :ivar quiet_tables: extra tables written to the run folder but not printed by generic reporters
         (a plugin renders them itself in a report section).
+    :ivar files: extra files (name -> bytes, e.g. a PNG a pipeline product made), written into the run folder.
+    :ivar fee_model: the engine's fee model in words (shown in the report header, ``config.yaml`` and
+        ``run.json``), e.g. ``proportional: maker 2 bp, taker 5 bp of notional (engine defaults)``.
     """
 
     run_name: str
@@ -60,6 +68,8 @@ class RunResult:
     run_dir: Path | None = None
     split: str | None = None
     quiet_tables: set[str] = field(default_factory=set)
+    files: dict[str, bytes] = field(default_factory=dict)
+    fee_model: str | None = None
 
 
 def default_run_dir(strategy_name: str, dataset_name: str, root: Path = Path("runs"), *, now: datetime | None = None) -> Path:
@@ -86,24 +96,70 @@ def write_table(df: pd.DataFrame, path: Path) -> None:
     df.reset_index(drop=True).to_parquet(path, index=False)
 
 
-def write_run_folder(result: RunResult, out_dir: Path, *, overwrite: bool = False) -> Path:
-    """Write ``result`` to ``out_dir`` atomically; set and return ``result.run_dir``.
+_EXISTS = "run folder already exists (pass --overwrite to replace it)"
 
-    :raises CmmBtError: ``out_dir`` exists and ``overwrite`` is False, or an extra table has a bad name.
+
+def check_out_dir(out_dir: Path, *, overwrite: bool = False) -> None:
+    """Fail now, before any work, when ``out_dir`` cannot become a run folder: it exists (and
+    ``overwrite`` is False) or is not a folder, it is a dangling symbolic link, a parent is a regular
+    file, or the nearest existing parent cannot be written to.  Creates nothing.
+
+    :raises CmmBtError: naming ``out_dir`` and what is wrong.
     """
     out_dir = Path(out_dir)
-    if out_dir.exists() and not overwrite:
-        raise CmmBtError("run folder already exists (pass overwrite to replace it)", file=out_dir)
+    if os.path.islink(out_dir) and not out_dir.exists():
+        raise CmmBtError("is a dangling symbolic link", file=out_dir)
+    if out_dir.exists():
+        if not out_dir.is_dir():
+            raise CmmBtError("exists and is not a folder", file=out_dir)
+        if not overwrite:
+            raise CmmBtError(_EXISTS, file=out_dir)
+    parent = Path(os.path.abspath(out_dir)).parent
+    while not os.path.lexists(parent):
+        parent = parent.parent
+    if os.path.islink(parent) and not parent.exists():
+        raise CmmBtError(f"cannot create the run folder: {parent} is a dangling symbolic link", file=out_dir)
+    if not parent.is_dir():
+        raise CmmBtError(f"cannot create the run folder: {parent} is not a folder", file=out_dir)
+    try:  # the only reliable test (ACLs, read-only mounts, root): write something
+        fd, probe = tempfile.mkstemp(prefix=".cmm-bt-write-test-", dir=parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise CmmBtError(f"cannot write into {parent} ({err.strerror or type(err).__name__})", file=out_dir) from None
+
+
+#: ``writer(folder)`` adds files to a run folder while it is still the temporary one.
+FolderWriter = Callable[[Path], None]
+
+
+def write_run_folder(result: RunResult, out_dir: Path, *, overwrite: bool = False,
+                     writers: Iterable[FolderWriter] = ()) -> Path:
+    """Write ``result`` to ``out_dir`` atomically; set and return ``result.run_dir``.
+
+    :param writers: called with the temporary folder after the tables and before the ``complete``
+        marker (reporters' files such as PNG plots), so they are inside the folder once it appears.
+    :raises CmmBtError: ``out_dir`` exists and ``overwrite`` is False, an extra table has a bad name, or
+        the folder cannot be written (the error names it).
+    """
+    out_dir = Path(out_dir)
     for name in result.extra:
         if not _TABLE_NAME.match(name) or name in CORE_TABLES or name in ("config", "metrics", "run"):
             raise CmmBtError(f"bad extra table name {name!r} (letters, digits, _.- only; not a core table)", file=out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
+    try:
+        remove_dead_temps(out_dir.parent, restore_old=True)  # leftovers of killed runs; a lost old run comes back
+        if os.path.lexists(out_dir) and not overwrite:
+            raise CmmBtError(_EXISTS, file=out_dir)
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+    except OSError as err:
+        raise CmmBtError(f"cannot write the run folder ({err.strerror or type(err).__name__})", file=out_dir) from None
     try:
         with open(tmp / "config.yaml", "w", encoding="utf-8") as f:
+            f.write(_config_header(result))
             yaml.safe_dump(to_plain(result.config), f, sort_keys=False, allow_unicode=True)
         (tmp / "metrics.json").write_text(metrics_json(result.metrics), encoding="utf-8")
         (tmp / "run.json").write_text(json.dumps(_run_info(result), indent=2, sort_keys=True) + "\n", encoding="utf-8")
@@ -113,21 +169,37 @@ def write_run_folder(result: RunResult, out_dir: Path, *, overwrite: bool = Fals
         write_table(out.episodes, tmp / "episodes.parquet")
         for name, df in result.extra.items():
             write_table(df, tmp / f"{name}.parquet")
+        for name, data in result.files.items():
+            if not _TABLE_NAME.match(name) or name.endswith(".parquet") or name in ("config.yaml", "metrics.json", "run.json", COMPLETE_MARKER):
+                raise CmmBtError(f"bad extra file name {name!r} (letters, digits, _.- only; no .parquet, not a file the run writes)", file=out_dir)
+            (tmp / name).write_bytes(data)
+        for writer in writers:
+            writer(tmp)
         (tmp / COMPLETE_MARKER).touch()
         _move_into_place(tmp, out_dir, overwrite)
-    except BaseException:
+    except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(err, OSError):
+            raise CmmBtError(f"cannot write the run folder ({err.strerror or type(err).__name__})", file=out_dir) from None
         raise
     result.run_dir = out_dir
     return out_dir
 
 
+def _config_header(result: RunResult) -> str:
+    """Comment lines at the top of ``config.yaml``: what the file is and the fee model that applied."""
+    lines = ["# The resolved configuration of this run (every engine setting, defaults included)."]
+    if result.fee_model:
+        lines.append(f"# Fees: {result.fee_model}")
+    return "".join(f"{line}\n" for line in lines)
+
+
 def _move_into_place(tmp: Path, out_dir: Path, overwrite: bool) -> None:
-    if not out_dir.exists():
+    if not os.path.lexists(out_dir):
         os.rename(tmp, out_dir)
         return
     if not overwrite:
-        raise CmmBtError("run folder already exists (pass overwrite to replace it)", file=out_dir)
+        raise CmmBtError(_EXISTS, file=out_dir)
     old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
     if old.exists():
         shutil.rmtree(old)
@@ -187,6 +259,7 @@ def _run_info(result: RunResult) -> dict[str, Any]:
             "counters": dict(result.output.counters),
             "wall_s": float(result.output.wall_s),
             "extra_tables": sorted(result.extra),
+            "fee_model": result.fee_model,
         }
     )
 
@@ -237,4 +310,5 @@ def read_run_result(path: Path) -> RunResult:
         extra=tables,
         run_dir=path,
         split=info.get("split"),
+        fee_model=info.get("fee_model"),
     )

@@ -7,7 +7,8 @@ Layout under the cache root::
     stages/<stage>/<key>.work/      scratch kept across interruptions (a resumable stage's progress)
 
 A product folder appears only complete (written under a temporary name, then renamed), so a run
-killed at any moment leaves either no entry or a whole one; two processes that need the same
+killed at any moment leaves either no entry or a whole one (its ``.KEY.tmp-PID`` leftover is removed by
+the next store in that stage folder once the process ``PID`` is gone); two processes that need the same
 entry wait for each other instead of computing it twice.
 """
 
@@ -20,6 +21,8 @@ import os
 import shutil
 from pathlib import Path
 from typing import Any, Callable, Iterator
+
+from cmm_bt.storage import remove_dead_temps
 
 COMPLETE = "complete.json"
 
@@ -59,6 +62,7 @@ class StageCache:
         """Write a product with ``write(folder)`` into a temporary folder, then rename it into place."""
         final = self.folder(stage, key)
         tmp = final.with_name(f".{key}.tmp-{os.getpid()}")
+        remove_dead_temps(final.parent)  # products of processes killed while writing (never a live one's)
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         try:

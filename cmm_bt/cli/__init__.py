@@ -2,13 +2,19 @@
 
 Errors: a :class:`~cmm_bt.errors.CmmBtError` (bad usage, config or data) or a usage error of the
 command line (unknown option, missing argument) prints one line on stderr and exits 2; anything
-else exits 1, with a traceback only under ``--debug``.
+else exits 1, with a traceback only under ``--debug``.  Ctrl-C (SIGINT) prints ``interrupted`` and
+exits 130, SIGTERM ``terminated`` and 143; both unwind normally, so nothing half-written stays behind.
+Warnings are printed as one line each (``warning: ...``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
 import traceback
+import warnings
+from typing import Iterator
 
 import typer
 
@@ -63,6 +69,45 @@ def _fail(message: str, code: int) -> None:
 _commands_added = False
 
 
+class Interrupted(BaseException):
+    """Raised in the main thread by SIGINT / SIGTERM while a command runs.  Not a ``KeyboardInterrupt``:
+    the command-line library turns those into a silent exit code; this one reaches :func:`main`, and
+    ``finally`` / ``except BaseException`` clean-ups run on the way."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+        self.exit_code = 128 + signum
+        self.word = "interrupted" if signum == signal.SIGINT else "terminated"
+
+
+def _raise_interrupted(signum, frame) -> None:
+    raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def _signals() -> Iterator[None]:
+    """SIGINT / SIGTERM raise :class:`Interrupted` (unless ignored, e.g. in a background job)."""
+    previous = {}
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            current = signal.getsignal(sig)
+            if current in (signal.default_int_handler, signal.SIG_DFL):
+                previous[sig] = signal.signal(sig, _raise_interrupted)
+    except ValueError:  # not the main thread: leave the signals alone
+        pass
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    text = " ".join(str(message).split())
+    (file or sys.stderr).write(f"warning: {text}\n")
+
+
 def main(argv: list[str] | None = None) -> None:
     global _commands_added
     args = sys.argv[1:] if argv is None else list(argv)
@@ -71,9 +116,22 @@ def main(argv: list[str] | None = None) -> None:
         _add_commands()
         _add_plugin_commands()
         _commands_added = True
+    shown = warnings.showwarning
+    warnings.showwarning = _one_line_warning
+    try:
+        with _signals():
+            _main(args, debug)
+    finally:
+        warnings.showwarning = shown
+
+
+def _main(args: list[str], debug: bool) -> None:
     try:
         rv = app(args=args, prog_name="cmm-bt", standalone_mode=False)
         raise SystemExit(rv if isinstance(rv, int) else 0)
+    except Interrupted as err:
+        sys.stderr.write(f"{err.word}\n")
+        raise SystemExit(err.exit_code) from None
     except typer.Exit as err:
         raise SystemExit(err.exit_code) from None
     except _click_exceptions.NoArgsIsHelpError as err:  # `cmm-bt` or `cmm-bt data` alone: the help
@@ -85,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
     except _click_exceptions.ClickException as err:
         _fail(err.format_message(), err.exit_code)
     except (typer.Abort, KeyboardInterrupt):
-        sys.stderr.write("aborted\n")
+        sys.stderr.write("interrupted\n")
         raise SystemExit(130) from None
     except CmmBtError as err:
         if debug:

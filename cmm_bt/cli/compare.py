@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from cmm_bt.cli import options
+from cmm_bt.cli import run as run_command
 
 NAME = "compare"
 
@@ -24,6 +25,7 @@ def command(
     table: Path = TABLE,
     override: list[str] = options.OVERRIDES,
     data_root: Path = options.DATA_ROOT,
+    allow_external: bool = run_command.ALLOW_EXTERNAL,
     plugins_dir: Path = options.PLUGINS_DIR,
     disable: list[str] = options.DISABLE,
     executor: str = options.EXECUTOR,
@@ -35,6 +37,7 @@ def command(
     from cmm_bt.results import default_run_dir
     from cmm_bt.storage import atomic_write
 
+    run_command.allow_external_files(allow_external)
     session = options.session(plugins_dir, disable)
     results = []
     # --executor / --workers / --ray-address: the runs go to worker processes (cmm_bt/executors); else here, in turn

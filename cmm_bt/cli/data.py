@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from cmm_bt.cli import options
+from cmm_bt.cli import options, run
 
 app = typer.Typer(help="Inspect datasets.", no_args_is_help=True)
 
@@ -15,6 +15,7 @@ app = typer.Typer(help="Inspect datasets.", no_args_is_help=True)
 def inspect(
     name: str = typer.Argument(..., help="Dataset manifest name or path."),
     data_root: Path = options.DATA_ROOT,
+    allow_external: bool = run.ALLOW_EXTERNAL,
     plugins_dir: Path = options.PLUGINS_DIR,
     disable: list[str] = options.DISABLE,
 ) -> None:
@@ -23,6 +24,7 @@ def inspect(
     from cmm_bt.data.loading import load_market
     from cmm_bt.data.manifest import load_manifest, resolve_data_root
 
+    run.allow_external_files(allow_external)
     session = options.session(plugins_dir, disable)
     manifest = load_manifest(name)
     market = load_market(manifest, resolve_data_root(data_root), session.registry)

@@ -27,12 +27,19 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+#: Longest ``extends:`` chain (a file, its parent, the parent's parent ...).
+MAX_EXTENDS_DEPTH = 64
+
+
 def compose(path: Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
     """Read ``path`` and the files it ``extends:`` (relative to it), later files winning."""
     path = path.resolve()
     if path in _chain:
         cycle = " -> ".join(p.name for p in (*_chain, path))
         raise ConfigError(f"extends cycle: {cycle}", file=_chain[-1], key="extends")
+    if len(_chain) >= MAX_EXTENDS_DEPTH:
+        raise ConfigError(f"extends chain longer than {MAX_EXTENDS_DEPTH} files ({_chain[0].name} -> "
+                          f"{_chain[1].name} -> ... -> {path.name})", file=_chain[-1], key="extends")
     data = read_yaml_mapping(path)
     parents = data.pop("extends", None)
     if parents is None:

@@ -1,21 +1,29 @@
-"""Load a dataset through its data plugin, with a parquet cache of the normalised events."""
+"""Load a dataset through its data plugin, with a checked parquet cache of the normalised events."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import warnings
 from dataclasses import asdict
 from pathlib import Path
+from typing import Iterator
 
+import numpy as np
 import pandas as pd
 
 import cmm_bt
-from cmm_bt.data.manifest import DatasetManifest
-from cmm_bt.data.schema import EVENT_COLUMNS, Instrument, MarketData
+from cmm_bt.data.checks import MAX_TICKS, one_line
+from cmm_bt.data.manifest import ALLOW_EXTERNAL_ENV, DatasetManifest, check_under_root, external_files_allowed
+from cmm_bt.data.schema import ASK, BID, BOOK, CLEAR, EVENT_COLUMNS, TRADE, Instrument, MarketData
 from cmm_bt.errors import DataError
 from cmm_bt.registry import Registry
-from cmm_bt.storage import atomic_write
+from cmm_bt.storage import atomic_write, remove_dead_temps
+
+__all__ = ["ALLOW_EXTERNAL_ENV", "CACHE_FORMAT", "check_market", "check_under_root", "default_cache_dir",
+           "external_files_allowed", "load_market", "resolve_files"]
 
 
 def default_cache_dir() -> Path:
@@ -23,8 +31,17 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("CMM_BT_CACHE_DIR") or Path.cwd() / ".cache" / "cmm-bt").resolve()
 
 
-def resolve_files(manifest: DatasetManifest, data_root: Path) -> list[Path]:
-    """Absolute data files; a missing one is a :class:`DataError` that says how to set the data root."""
+#: Version of the cache entry layout (``.parquet`` + ``.json`` with checksum and row count).
+CACHE_FORMAT = 2
+
+
+def resolve_files(manifest: DatasetManifest, data_root: Path, *, allow_external: bool | None = None) -> list[Path]:
+    """Absolute data files; a missing one is a :class:`DataError` that says how to set the data root.
+
+    Files must lie under the data root (:func:`check_under_root`) unless ``allow_external``.
+    """
+    for i, rel in enumerate(manifest.files):
+        check_under_root(rel, file=manifest.path, key=f"files.{i}", allow_external=allow_external)
     files = [data_root / f for f in manifest.files]
     for rel, path in zip(manifest.files, files):
         if not path.is_file():
@@ -46,41 +63,138 @@ def _cache_key(manifest: DatasetManifest, files: list[Path], plugin_version: str
     return h.hexdigest()[:16]
 
 
-def load_market(manifest: DatasetManifest, data_root: Path, registry: Registry, cache_dir: Path | None = None) -> MarketData:
-    """The dataset's normalised events, from the cache when its inputs have not changed."""
-    files = resolve_files(manifest, data_root)
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def _read_cached(events_path: Path, meta_path: Path) -> tuple[MarketData | None, str | None]:
+    """``(market, None)`` for a sound cache entry; ``(None, None)`` when there is none; ``(None, reason)``
+    when it is damaged (truncated, emptied, altered, half written or of an older layout)."""
+    if not meta_path.exists() and not events_path.exists():
+        return None, None
+    try:
+        meta = json.loads(meta_path.read_text())
+        if not isinstance(meta, dict) or meta.get("format") != CACHE_FORMAT:
+            return None, "written by another version of cmm-bt"
+        info = meta["events"]
+        size = events_path.stat().st_size
+        if size != info["bytes"]:
+            return None, f"parquet file has {size} bytes, the index says {info['bytes']}"
+        if _sha256(events_path) != info["sha256"]:
+            return None, "parquet file does not match its checksum"
+        events = pd.read_parquet(events_path)
+        if len(events) != info["rows"]:
+            return None, f"parquet file has {len(events)} rows, the index says {info['rows']}"
+        if list(events.columns) != list(EVENT_COLUMNS) or any(str(events[c].dtype) != t for c, t in EVENT_COLUMNS.items()):
+            return None, "parquet file does not have the event columns"
+        market = MarketData(events, Instrument(**meta["instrument"]), [tuple(s) for s in meta["sessions"]], meta["meta"])
+    except FileNotFoundError as err:
+        return None, f"{Path(err.filename or '').name or 'a file'} is missing"
+    except Exception as err:  # noqa: BLE001 - any damage to the entry means: rebuild it
+        return None, f"unreadable ({one_line(err)})"
+    for message in meta.get("warnings", []):  # what loading the source said, said again
+        warnings.warn(str(message), stacklevel=3)
+    return market, None
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An advisory lock (``fcntl``) on ``path``: one process builds a cache entry, others wait for it."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def load_market(manifest: DatasetManifest, data_root: Path, registry: Registry, cache_dir: Path | None = None, *,
+                allow_external: bool | None = None) -> MarketData:
+    """The dataset's normalised events, from the cache when its inputs have not changed.
+
+    A cache entry is a parquet file of the events and a JSON index written after it with the parquet's
+    size, SHA-256 and row count; an entry that does not match them (truncated, emptied, altered, half
+    written) is rebuilt with a one-line warning.  Entries are built under a lock, written atomically, and
+    temporary files of processes that died while writing are removed.  Nothing is cached when loading fails.
+    """
+    files = resolve_files(manifest, data_root, allow_external=allow_external)
     source_cls = registry.get("data", manifest.source, where=str(manifest.path), key="source")
     version = getattr(source_cls, "version", "0")
     cache = (cache_dir or default_cache_dir()) / "data"
     stem = f"{manifest.name}-{_cache_key(manifest, files, str(version))}"
     events_path, meta_path = cache / f"{stem}.parquet", cache / f"{stem}.json"
-    if events_path.is_file() and meta_path.is_file():
-        meta = json.loads(meta_path.read_text())
-        events = pd.read_parquet(events_path)
-        return MarketData(events, Instrument(**meta["instrument"]), [tuple(s) for s in meta["sessions"]], meta["meta"])
-
-    source = registry.create("data", manifest.source, manifest.params, where=str(manifest.path), key="params")
-    instrument = manifest.instrument.build() if manifest.instrument else None
-    market = source.load(files, instrument, data_root)
-    check_market(market, manifest)
-    cache.mkdir(parents=True, exist_ok=True)
-    with atomic_write(events_path) as tmp:
-        market.events.to_parquet(tmp, index=False)
-    meta = {"instrument": asdict(market.instrument), "sessions": market.sessions, "meta": _jsonable(market.meta)}
-    with atomic_write(meta_path) as tmp:
-        tmp.write_text(json.dumps(meta))
+    market, damage = _read_cached(events_path, meta_path)
+    if market is not None:
+        return market
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DataError(f"cannot create the data cache folder ({one_line(err)})", file=cache) from None
+    with _locked(cache / f"{stem}.lock"):
+        remove_dead_temps(cache)
+        if damage is not None:
+            market, again = _read_cached(events_path, meta_path)  # another process may have rebuilt it
+            if market is not None:
+                return market
+            warnings.warn(f"{events_path}: damaged data cache entry ({damage}); rebuilding it", stacklevel=2)
+        elif events_path.exists() or meta_path.exists():  # built by another process while we waited
+            market, _ = _read_cached(events_path, meta_path)
+            if market is not None:
+                return market
+        for stale in (meta_path, events_path):  # the index goes first: never a valid index on a bad file
+            stale.unlink(missing_ok=True)
+        source = registry.create("data", manifest.source, manifest.params, where=str(manifest.path), key="params")
+        instrument = manifest.instrument.build() if manifest.instrument else None
+        try:
+            with warnings.catch_warnings(record=True) as said:
+                warnings.simplefilter("always")
+                market = source.load(files, instrument, data_root)
+                check_market(market, manifest)
+        finally:
+            for w in said:  # recorded to be kept with the entry; passed on as they were
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        with atomic_write(events_path) as tmp:
+            market.events.to_parquet(tmp, index=False)
+            info = {"rows": int(len(market.events)), "bytes": tmp.stat().st_size, "sha256": _sha256(tmp)}
+        meta = {"format": CACHE_FORMAT, "events": info, "instrument": asdict(market.instrument),
+                "sessions": market.sessions, "meta": _jsonable(market.meta),
+                "warnings": [str(w.message) for w in said]}
+        with atomic_write(meta_path) as tmp:
+            tmp.write_text(json.dumps(meta))
     return market
 
 
 def check_market(market: MarketData, manifest: DatasetManifest) -> None:
-    """The plugin kept the schema contract (columns, dtypes, sorted, non-empty)."""
+    """The plugin kept the schema contract (columns, dtypes, sorted, non-empty, codes and values in range)."""
     ev = market.events
+    where = f"data plugin {manifest.source!r}"
     if list(ev.columns) != list(EVENT_COLUMNS) or any(str(ev[c].dtype) != t for c, t in EVENT_COLUMNS.items()):
-        raise DataError(f"data plugin {manifest.source!r} returned columns {dict(ev.dtypes.astype(str))}, expected {EVENT_COLUMNS}", file=manifest.path)
+        raise DataError(f"{where} returned columns {dict(ev.dtypes.astype(str))}, expected {EVENT_COLUMNS}", file=manifest.path)
     if ev.empty:
         raise DataError("no market events after loading (all rows filtered out?)", file=manifest.path)
     if not ev["exch_ts"].is_monotonic_increasing:
-        raise DataError(f"data plugin {manifest.source!r} returned events not sorted by exch_ts", file=manifest.path)
+        raise DataError(f"{where} returned events not sorted by exch_ts", file=manifest.path)
+    kind, side = ev["ev"].to_numpy(), ev["side"].to_numpy()
+    price, qty = ev["price"].to_numpy(), ev["qty"].to_numpy()
+    level = (kind == BOOK) | (kind == TRADE)
+    bad = {
+        "ev": ~np.isin(kind, (BOOK, TRADE, CLEAR)),
+        "side": ~np.isin(side, (BID, ASK)),
+        "price": level & ~((price > 0) & (price <= MAX_TICKS)),
+        "qty": ~(np.isfinite(qty) & (qty >= 0)) | ((kind == TRADE) & ~(qty > 0)),
+        "local_ts": ev["local_ts"].to_numpy() < ev["exch_ts"].to_numpy(),
+    }
+    for key, mask in bad.items():
+        if mask.any():
+            i = int(np.flatnonzero(mask)[0])
+            raise DataError(f"{where} returned an invalid event at row {i} ({key} = {ev[key].iloc[i]!r})",
+                            file=manifest.path, key=key)
 
 
 def _jsonable(value):

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import os
+import re
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePath, PureWindowsPath
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError, field_validator
 
 from cmm_bt.config.errors import render_validation_error
 from cmm_bt.config.yamlio import read_yaml_mapping
 from cmm_bt.data.schema import Instrument
 from cmm_bt.errors import ConfigError
 
+#: A dataset name: it becomes part of cache file names.
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}")
 #: Where bundled manifests live (the project's ``datasets/`` folder).
 PROJECT_DATASETS = Path(__file__).resolve().parents[2] / "datasets"
 
@@ -56,6 +59,41 @@ class DatasetManifest(BaseModel):
         "a strategy file or -o override that sets the same key wins.",
     )
     path: Path | None = Field(default=None, exclude=True, description="Where the manifest was read from.")
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, v: str) -> str:
+        # the name becomes part of cache file names: no folders, no '..', nothing hidden
+        if not PLAIN_NAME.fullmatch(v):
+            raise ValueError("must be a plain name (letters, digits and _ . + -, starting with a letter or digit, "
+                             "at most 100 characters; no '/' or '..')")
+        return v
+
+
+#: Environment variable that lets manifests name files outside the data root (``--allow-external-files``).
+ALLOW_EXTERNAL_ENV = "CMM_BT_ALLOW_EXTERNAL_FILES"
+
+
+def external_files_allowed() -> bool:
+    """True when ``$CMM_BT_ALLOW_EXTERNAL_FILES`` is set to 1 / true / yes (``--allow-external-files`` sets it)."""
+    return os.environ.get(ALLOW_EXTERNAL_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def check_under_root(rel: str, *, file: str | Path | None, key: str, allow_external: bool | None = None) -> None:
+    """A path a manifest or plugin parameter names must stay under the data root: relative, no ``..``.
+
+    Symbolic links inside the data root are the user's own choice and are followed.  With
+    ``allow_external`` (default: :func:`external_files_allowed`) any path is accepted.
+    """
+    if allow_external is None:
+        allow_external = external_files_allowed()
+    if allow_external:
+        return
+    text = str(rel).replace("\\", "/")
+    if text.startswith("/") or PurePath(rel).is_absolute() or PureWindowsPath(text).drive or ".." in text.split("/"):
+        raise ConfigError(f"{rel!r} is outside the data root (absolute or with '..'); files are relative to the "
+                          f"data root unless you pass --allow-external-files (or set {ALLOW_EXTERNAL_ENV}=1)",
+                          file=file, key=key)
 
 
 def resolve_data_root(cli_value: str | Path | None = None) -> Path:

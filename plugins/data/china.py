@@ -47,6 +47,7 @@ from pydantic import Field, field_validator
 
 from cmm_bt.components import DataSource, Params
 from cmm_bt.data import checks
+from cmm_bt.data.manifest import check_under_root
 from cmm_bt.data.schema import Instrument, MarketData
 from cmm_bt.data.snapshots import snapshots_to_events
 from cmm_bt.errors import ConfigError, DataError
@@ -137,6 +138,7 @@ class ChinaDataYes(DataSource):
                       "dropped_volume_reset_rows": 0, "trade_side_ties": 0, "trades_skipped_bad_value": 0}
         fixed: tuple[float, float] | None = None
         if self.config.contract_file:
+            check_under_root(self.config.contract_file, file=None, key="params.contract_file")
             cf = Path(data_root) / self.config.contract_file
             fixed = read_contract(cf)
             meta["contract_files"] = [str(cf)]

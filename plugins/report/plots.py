@@ -1,8 +1,9 @@
 """PNG charts of a run (reporter ``plots``): equity, inventory and a quotes window.
 
 matplotlib is imported lazily inside :meth:`PlotReport.report` and used through its object API
-with the Agg canvas (no pyplot, no global backend switch).  Each file is written to a temporary
-name and renamed into place.
+with the Agg canvas (no pyplot, no global backend switch).  ``cmm-bt run`` has them written into the
+run folder while it is still the temporary one (:meth:`PlotReport.write_files`), so a complete run
+folder always has them; each file is written to a temporary name and renamed into place.
 """
 
 from __future__ import annotations
@@ -37,22 +38,32 @@ class PlotReport(Reporter):
         height_in: float = Field(4.0, gt=0, description="Figure height, inches.")
         dpi: int = Field(100, gt=0, description="Resolution of the PNG files.")
 
+    def write_files(self, result: "RunResult", folder: Path) -> None:
+        """The PNGs, into the run folder before it is moved into place (``cmm-bt run``)."""
+        if len(result.output.steps):
+            self._write_all(result, Path(folder))
+
     def report(self, result: "RunResult", console: "Console") -> None:
         if result.run_dir is None:
             console.print("[dim]plots: no run folder (run_dir is None); charts skipped[/dim]")
             return
-        out = result.output
-        if len(out.steps) == 0:
+        if len(result.output.steps) == 0:
             console.print("[dim]plots: no decision steps; charts skipped[/dim]")
             return
         run_dir = Path(result.run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        written = [
-            self._equity(result, run_dir / "equity.png"),
-            self._inventory(result, run_dir / "inventory.png"),
-            self._quotes(result, run_dir / "quotes.png"),
-        ]
+        if all((run_dir / name).is_file() for name in PLOT_FILES):  # written with the run folder
+            written = [run_dir / name for name in PLOT_FILES]
+        else:  # a result read back or built by hand: write them now
+            run_dir.mkdir(parents=True, exist_ok=True)
+            written = self._write_all(result, run_dir)
         console.print(f"plots: wrote {', '.join(p.name for p in written)} to {run_dir}")
+
+    def _write_all(self, result: "RunResult", folder: Path) -> list[Path]:
+        return [
+            self._equity(result, folder / "equity.png"),
+            self._inventory(result, folder / "inventory.png"),
+            self._quotes(result, folder / "quotes.png"),
+        ]
 
     # --------------------------------------------------------------------------------- charts
     def _figure(self) -> tuple[Any, Any]:

@@ -81,6 +81,7 @@ class RichReport(Reporter):
             "Instrument",
             f"{inst.symbol}  tick {inst.tick_size:g}  × {inst.multiplier:g}  = {inst.tick_value:g} {inst.currency}/tick",
         )
+        grid.add_row("Fees", result.fee_model or "not recorded")
         if result.run_dir is not None:
             grid.add_row("Run folder", str(result.run_dir))
         return Panel(grid, title=Text.assemble("cmm-bt run ", (result.run_name, "bold")), expand=False)
