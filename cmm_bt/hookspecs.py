@@ -83,7 +83,7 @@ def cmm_bt_register_kinds(register: "Callable[[str, type], None]") -> None:
     """Declare new component kinds: ``register(kind, base_class)``.
 
     Components of the kind must subclass ``base_class``, which says what the plugin driving the
-    kind calls (e.g. a ``teacher`` kind whose base declares ``hidden_states``).
+    kind calls (e.g. a ``regime-model`` kind whose base declares ``classify``).
 
     .. versionadded:: 0.2
     """

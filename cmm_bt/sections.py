@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 class Section:
     """A top-level strategy key owned by a plugin.
 
-    :ivar name: the key (``teacher``, ``students`` ...).
+    :ivar name: the top-level key it owns (e.g. ``regimes``).
     :ivar kind: the component kind the section's ``name`` refers to (its ``params`` are validated
         with that component's ``Config``), or None for a section that names no component.
     :ivar model: the section's pydantic model (default :class:`ComponentSpec`: ``{name, params}``).

@@ -78,18 +78,6 @@ def _file_fingerprint(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def select_indices(fs: FeatureSet, stride: int, max_samples: int | None, require_targets: bool) -> np.ndarray:
-    """Rows of ``fs`` that get teacher features: every ``stride``-th row with a valid book (and
-    valid targets when ``require_targets``), thinned evenly to at most ``max_samples``."""
-    ok = fs.book_valid & (fs.target_valid if require_targets else True)
-    cand = np.arange(0, len(fs), max(1, int(stride)), dtype=np.int64)
-    cand = cand[ok[cand]]
-    if max_samples is not None and cand.size > max_samples:
-        pick = np.unique(np.round(np.linspace(0, cand.size - 1, max_samples)).astype(np.int64))
-        cand = cand[pick]
-    return cand
-
-
 class HFCausalLMTeacher(Teacher):
     """A Hugging Face causal LM teacher (default: SmolLM2-135M-Instruct, GGUF, CPU)."""
 
@@ -113,6 +101,12 @@ class HFCausalLMTeacher(Teacher):
         max_length: int = Field(256, ge=8, le=8192, description="Prompts longer than this many tokens are cut from the left.")
         model_cache_dir: str | None = Field(None, description="Where converted (safetensors) models are kept; default $CMM_BT_MODEL_CACHE, else ~/.cache/cmm-bt/models.")
         threads: int | None = Field(None, ge=1, description="torch CPU threads (null: torch's default).")
+        prefix_cache: bool = Field(
+            True,
+            description="Run the prompt template's fixed header once (per dtype and device) and reuse its keys and values "
+            "for every prompt, so each forward pass computes only the per-window suffix (same features up to float rounding).",
+        )
+        length_buckets: bool = Field(True, description="Sort each extraction chunk by prompt token length before batching (less padding; features do not depend on it).")
 
     def __init__(self, config: "HFCausalLMTeacher.Config"):
         super().__init__(config)
@@ -121,6 +115,7 @@ class HFCausalLMTeacher(Teacher):
         self._identity: str | None = None
         self.load_seconds: float | None = None
         self.loaded_from: str | None = None
+        self._prefix: tuple[list[int], list[tuple[Any, Any]], list[Any]] | None = None
 
     # ------------------------------------------------------------------------------ the model
     def _source(self) -> tuple[Path, str | None]:
@@ -233,18 +228,56 @@ class HFCausalLMTeacher(Teacher):
         """Pooled hidden states of the kept layers for windows ``X`` (rendered as prompts), one forward pass."""
         return self._forward(render_prompts(self.config.prompt, X, fs.feature_names, fs.spec.levels))
 
+    def batch_order(self, X: np.ndarray, fs: FeatureSet) -> np.ndarray | None:
+        """With ``length_buckets``: the windows sorted by prompt token length (stable), so each batch
+        pads to nearly its own length; else None."""
+        if not self.config.length_buckets or len(X) < 2:
+            return None
+        _, tok = self.load()
+        ids = tok(render_prompts(self.config.prompt, X, fs.feature_names, fs.spec.levels), truncation=True,
+                  max_length=self.config.max_length)["input_ids"]
+        return np.argsort(np.asarray([len(i) for i in ids]), kind="stable")
+
+    def _body(self) -> Any:
+        # the decoder alone gives the same hidden states and skips the LM head (logits of every
+        # position over the whole vocabulary), which is most of the cost for small models
+        model = self.load()[0]
+        return getattr(model, getattr(model, "base_model_prefix", ""), None) or model
+
+    def _header(self) -> tuple[list[int], list[tuple[Any, Any]], list[Any]]:
+        """The template header's token ids, per-layer keys / values ``[1, heads, P, d]`` and per-layer
+        hidden states ``[P, hidden]`` (float32), computed once."""
+        if self._prefix is None:
+            import torch
+
+            model, tok = self.load()
+            ids = list(tok(self.config.prompt.header)["input_ids"])
+            if not ids:
+                self._prefix = ([], [], [])
+                return self._prefix
+            with torch.inference_mode():
+                out = self._body()(input_ids=torch.tensor([ids], device=model.device), output_hidden_states=True, use_cache=True)
+            kv = [(layer.keys, layer.values) for layer in out.cache.layers]
+            self._prefix = (ids, kv, [h[0].float() for h in out.hidden_states])
+        return self._prefix
+
     def _forward(self, prompts: list[str]) -> dict[int, np.ndarray]:
         """Pooled hidden states ``{layer: float32 [len(prompts), hidden]}`` of one batch."""
         import torch
 
         model, tok = self.load()
+        if self.config.prefix_cache:
+            ids = tok(prompts, truncation=True, max_length=self.config.max_length)["input_ids"]
+            head, kv, head_h = self._header()
+            P = len(head)
+            # every prompt starts with the header's tokens (and keeps them after truncation): only
+            # the suffixes are run, on top of the header's cached keys and values
+            if P and all(len(i) > P and i[:P] == head for i in ids):
+                return self._forward_suffixes([i[P:] for i in ids], kv, head_h)
         enc = tok(prompts, return_tensors="pt", padding=True, truncation=True, max_length=self.config.max_length)
         enc = {k: v.to(model.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
-        # the decoder alone gives the same hidden states and skips the LM head (logits of every
-        # position over the whole vocabulary), which is most of the cost for small models
-        body = getattr(model, getattr(model, "base_model_prefix", ""), None) or model
         with torch.inference_mode():
-            out = body(**enc, output_hidden_states=True, use_cache=False)
+            out = self._body()(**enc, output_hidden_states=True, use_cache=False)
         mask = enc["attention_mask"]
         res: dict[int, np.ndarray] = {}
         if self.config.pooling == "last":
@@ -253,20 +286,56 @@ class HFCausalLMTeacher(Teacher):
             for l in self.layers():
                 res[l] = out.hidden_states[l][rows, last].float().cpu().numpy()
         else:
-            m = mask.unsqueeze(-1).to(out.hidden_states[0].dtype)
+            m = mask.unsqueeze(-1).float()
             for l in self.layers():
-                h = out.hidden_states[l]
-                res[l] = ((h * m).sum(1) / m.sum(1)).float().cpu().numpy()
+                h = out.hidden_states[l].float()
+                res[l] = ((h * m).sum(1) / m.sum(1)).cpu().numpy()
+        return res
+
+    def _forward_suffixes(self, suffixes: list[list[int]], kv: list[tuple[Any, Any]], head_h: list[Any]) -> dict[int, np.ndarray]:
+        """:meth:`_forward` of prompts ``header + suffix`` given the header's keys / values: the
+        suffixes padded on the right, positions continuing after the header."""
+        import torch
+        from transformers import DynamicCache
+
+        model, tok = self.load()
+        dev = model.device
+        B, S, P = len(suffixes), max(len(s) for s in suffixes), kv[0][0].shape[2] if kv else 0
+        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+        input_ids = torch.full((B, S), pad, dtype=torch.long, device=dev)
+        mask = torch.zeros((B, P + S), dtype=torch.long, device=dev)
+        mask[:, :P] = 1
+        for b, s in enumerate(suffixes):
+            input_ids[b, : len(s)] = torch.tensor(s, dtype=torch.long)
+            mask[b, P : P + len(s)] = 1
+        cache = DynamicCache([(k.expand(B, -1, -1, -1), v.expand(B, -1, -1, -1)) for k, v in kv])
+        with torch.inference_mode():
+            out = self._body()(input_ids=input_ids, attention_mask=mask, cache=cache, use_cache=True, output_hidden_states=True)
+        lens = torch.tensor([len(s) for s in suffixes], device=dev)
+        res: dict[int, np.ndarray] = {}
+        if self.config.pooling == "last":
+            rows = torch.arange(B, device=dev)
+            for l in self.layers():
+                res[l] = out.hidden_states[l][rows, lens - 1].float().cpu().numpy()
+        else:
+            m = mask[:, P:].unsqueeze(-1).float()
+            for l in self.layers():
+                h = out.hidden_states[l].float()
+                res[l] = ((head_h[l].sum(0) + (h * m).sum(1)) / (P + lens.unsqueeze(-1).float())).cpu().numpy()
         return res
 
     def identity(self) -> dict[str, Any]:
         """Model identity (a hash of the weights, not their path), template, window spec, layers,
-        pooling, dtype, device and prompt length."""
+        pooling, dtype, device, prompt length and whether the header's keys / values are reused
+        (``length_buckets`` and ``batch_size`` change no feature and are left out)."""
         c = self.config
         return {
             "format": _FEATURE_FORMAT, "model": self.model_identity(), "prompt": c.prompt.model_dump(),
             "inputs": c.inputs.model_dump(), "layers": self.layers(), "pooling": c.pooling,
             "dtype": c.dtype, "device": c.device, "max_length": c.max_length,
+            # the header's cached keys / values give the same features up to float rounding; named
+            # only when on, so plain-path features keep their cache keys
+            **({"prefix_cache": True} if c.prefix_cache else {}),
         }
 
 
