@@ -142,7 +142,7 @@ def load_market(manifest: DatasetManifest, data_root: Path, registry: Registry, 
             market, again = _read_cached(events_path, meta_path)  # another process may have rebuilt it
             if market is not None:
                 return market
-            warnings.warn(f"{events_path}: damaged data cache entry ({damage}); rebuilding it", stacklevel=2)
+            warnings.warn(f"{events_path}: data cache entry unusable ({damage}); rebuilding it", stacklevel=2)
         elif events_path.exists() or meta_path.exists():  # built by another process while we waited
             market, _ = _read_cached(events_path, meta_path)
             if market is not None:

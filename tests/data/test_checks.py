@@ -56,3 +56,52 @@ def test_crossed_rows_are_dropped_with_a_warning_and_locked_rows_counted():
 
 def test_to_ticks_rounds_and_empties():
     assert checks.to_ticks(np.array([1995.7, np.nan, 0.0, 1995.6999999]), 0.1).tolist() == [19957, 0, 0, 19957]
+
+
+# ----------------------------------------------------------------- issue 13: hostile input
+def test_to_ticks_rejects_prices_beyond_int64_ticks_naming_the_row():
+    for bad in (1e300, np.inf):
+        with pytest.raises(DataError, match=r"^f\.csv: price: price out of range at row 2 "):
+            checks.to_ticks(np.array([1.0, 2.0, bad]), 0.5, file="f.csv", key="price")
+    with pytest.raises(DataError, match=r"at row 1 \(ask_price_2\)"):
+        checks.to_ticks(np.array([[1.0, 2.0], [1.0, -np.inf * -1]]), 0.5, file="f", key="ask_price",
+                        columns=["ask_price_1", "ask_price_2"])
+    out = checks.to_ticks(np.array([1.0, np.nan, 0.0, 2.5]), 0.5)
+    assert out.tolist() == [2, 0, 0, 5] and out.dtype == np.int64  # empty levels stay 0, never -2**63
+
+
+def test_to_ticks_warns_about_off_grid_prices_and_fails_above_the_threshold():
+    on = np.arange(1, 1001) * 0.05
+    with pytest.raises(DataError, match=r"not multiples of the tick size 0\.03 .*tick size does not match"):
+        checks.to_ticks(on, 0.03, file="f", key="price")
+    few = on.copy()
+    few[7] += 0.01  # 1 of 1000 off the 0.05 grid: 0.1 % < 1 %
+    with pytest.warns(UserWarning, match=r"f: price: 1 of 1000 prices \(0\.10%\) are not multiples .* row 7"):
+        checks.to_ticks(few, 0.05, file="f", key="price")
+    checks.to_ticks(np.array([100.1, 100.3, 1990.7]), 0.1)  # float noise is not off-grid
+    checks.to_ticks(np.array([1.0, 1.3]), 0.5, on_grid=False)  # computed prices (VWAPs): no check
+
+
+def test_quantities_negative_nan_and_messages():
+    with pytest.raises(DataError, match=r"^f: qty: negative quantity at row 1"):
+        checks.check_quantity(np.array([1.0, -1.0]), "f", "qty")
+    with pytest.raises(DataError, match=r"missing, non-finite or out-of-range quantity at row 0"):
+        checks.check_quantity(np.array([np.nan, 1.0]), "f", "qty", present=np.array([True, True]))
+    checks.check_quantity(np.array([np.nan, 1.0]), "f", "qty", present=np.array([False, True]))  # empty level
+    with pytest.raises(DataError, match=r"non-positive quantity at row 1"):
+        checks.check_quantity(np.array([1.0, 0.0]), "f", "qty", positive=True)
+    with pytest.raises(DataError, match=r"^f: qty: non-positive qty at row 0$"):  # not "price"
+        checks.check_positive(np.array([0.0]), "f", "qty")
+
+
+def test_numeric_names_column_and_row_without_echoing_the_value():
+    df = pd.DataFrame({"a": [1.0, 2.0], "b": ["1.5", "root:x:0:0"]})
+    with pytest.raises(DataError) as err:
+        checks.numeric(df, ["a", "b"], "f.csv")
+    assert str(err.value) == "f.csv: b: non-numeric value at row 1"
+    assert checks.numeric(df.iloc[:1], ["a", "b"], "f").tolist() == [[1.0, 1.5]]
+
+
+def test_library_messages_are_clipped():
+    msg = checks.one_line(ValueError("x" * 5000))
+    assert len(msg) <= checks.MAX_QUOTED

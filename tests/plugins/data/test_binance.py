@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -159,3 +160,36 @@ def test_book_matches_bookticker_at_equal_update_ids(data_root, tmp_path, market
             assert (bb[i], ba[i]) == (bid, ask)
             checked += 1
     assert checked >= 10
+
+
+# ----------------------------------------------------------------- issue 13: hostile input
+@pytest.mark.parametrize("payload", [b"[1, 2, 3]", b'"hello"', b"42", b'{"stream": "x@trade", "data": [1]}'])
+def test_json_that_is_not_an_object_is_a_data_error(usdm_lines, tmp_path, payload):
+    lines = list(usdm_lines[:100])
+    ts = lines[9].split(b" ", 1)[0]
+    lines[9] = ts + b" " + payload + b"\n"
+    with pytest.raises(DataError, match=r"j\.gz: unexpected message at line 10 \(.*not an object\)"):
+        _load([_write(tmp_path / "j.gz", lines)])
+
+
+@pytest.mark.parametrize("big", [b"1e300", b"inf"])
+def test_prices_beyond_int64_ticks_name_file_and_line(usdm_lines, tmp_path, big):
+    lines = list(usdm_lines[:300])
+    k = next(i for i, line in enumerate(lines) if b'"e":"trade"' in line)
+    lines[k] = re.sub(rb'"p":"[0-9.]+"', b'"p":"' + big + b'"', lines[k], count=1)
+    with pytest.raises(DataError, match=rf"t\.gz: price: price out of range at line {k + 1}"):
+        _load([_write(tmp_path / "t.gz", lines)])
+    lines = list(usdm_lines[:300])
+    k = next(i for i, line in enumerate(lines) if b"depthUpdate" in line and b'"b":[["' in line)
+    lines[k] = lines[k].replace(b'"b":[["', b'"b":[["' + big + b'","1"],["', 1)
+    with pytest.raises(DataError, match=rf"d\.gz: price: price out of range at line {k + 1}"):
+        _load([_write(tmp_path / "d.gz", lines)])
+
+
+def test_non_numeric_price_names_the_line_without_echoing_it(usdm_lines, tmp_path):
+    lines = list(usdm_lines[:300])
+    k = next(i for i, line in enumerate(lines) if b'"e":"trade"' in line)
+    lines[k] = re.sub(rb'"p":"[0-9.]+"', b'"p":"root:x:0:0"', lines[k], count=1)
+    with pytest.raises(DataError, match=rf"n\.gz: price: non-numeric price at line {k + 1}$") as err:
+        _load([_write(tmp_path / "n.gz", lines)])
+    assert "x:0:0" not in str(err.value)

@@ -123,3 +123,63 @@ def test_crossed_rows_dropped(if_day, tmp_path, data_root):
     with pytest.warns(UserWarning, match="dropped 1 crossed"):
         md = _load([_write(bad, tmp_path / "x.csv.gz")], data_root, Instrument("IF", 0.2, 300.0))
     assert md.meta["dropped_crossed_rows"] == 1
+
+
+# ----------------------------------------------------------------- issue 13: hostile input
+INST = Instrument("IF", 0.2, 300.0)
+
+
+def _quoted_row(df: pd.DataFrame, k: int) -> int:
+    """The k-th row of ``df`` quoted on both sides inside the morning session."""
+    ok = (df["bidPrice1"] > 0) & (df["askPrice1"] > 0) & (df["dataTime"] >= "09:31:00")
+    return int(np.flatnonzero(ok.to_numpy())[k])
+
+
+@pytest.mark.parametrize("bad", [1e300, np.inf])
+def test_snapshot_price_beyond_int64_ticks(if_day, tmp_path, data_root, bad):
+    df = if_day.iloc[:400].copy()
+    r = _quoted_row(df, 10)
+    df.iloc[r, df.columns.get_loc("askPrice1")] = bad
+    with pytest.raises(DataError, match=rf"p\.csv\.gz: askPrice1: price out of range at row {r}"):
+        _load([_write(df, tmp_path / "p.csv.gz")], data_root, INST)
+
+
+def test_turnover_beyond_int64_ticks_names_the_row(if_day, tmp_path, data_root):
+    df = if_day.iloc[:400].astype({"value": float, "volume": float})
+    r = _quoted_row(df, 10)
+    df.iloc[r:, df.columns.get_loc("value")] = 1e300  # cumulative: every later row too
+    df.iloc[r, df.columns.get_loc("volume")] += 1  # a trade at this row
+    with pytest.raises(DataError, match=rf"v\.csv\.gz: value: trade price \(turnover / volume / multiplier\) out of range at row {r}"):
+        _load([_write(df, tmp_path / "v.csv.gz")], data_root, INST)
+    df = if_day.iloc[:400].astype({"value": float})
+    df.iloc[r, df.columns.get_loc("value")] = np.inf
+    with pytest.raises(DataError, match=rf"w\.csv\.gz: value: negative, missing or non-finite turnover at row {r}"):
+        _load([_write(df, tmp_path / "w.csv.gz")], data_root, INST)
+
+
+def test_one_huge_cumulative_volume_does_not_drop_every_later_row(if_day, tmp_path, data_root):
+    df = if_day.iloc[:1000].astype({"volume": float})
+    r = _quoted_row(df, 10)
+    df.iloc[r, df.columns.get_loc("volume")] = 1e15
+    with pytest.raises(DataError, match=rf"x\.csv\.gz: volume: cumulative volume at row {r} is above that of the"):
+        _load([_write(df, tmp_path / "x.csv.gz")], data_root, INST)
+    df.iloc[r, df.columns.get_loc("volume")] = 1e300
+    with pytest.raises(DataError, match=rf"y\.csv\.gz: volume: missing, non-finite or out-of-range quantity at row {r}"):
+        _load([_write(df, tmp_path / "y.csv.gz")], data_root, INST)
+
+
+@pytest.mark.parametrize(("qty", "message"), [(-5.0, "negative quantity"),
+                                              (np.nan, "missing, non-finite or out-of-range quantity")])
+def test_book_quantities_negative_or_nan(if_day, tmp_path, data_root, qty, message):
+    df = if_day.iloc[:400].astype({"bidVolume1": float})
+    r = _quoted_row(df, 5)
+    df.iloc[r, df.columns.get_loc("bidVolume1")] = qty
+    with pytest.raises(DataError, match=rf"q\.csv\.gz: bidVolume1: {message} at row {r}"):
+        _load([_write(df, tmp_path / "q.csv.gz")], data_root, INST)
+
+
+def test_contract_file_must_stay_under_the_data_root(if_day, tmp_path, data_root, monkeypatch):
+    monkeypatch.delenv("CMM_BT_ALLOW_EXTERNAL_FILES", raising=False)
+    f = _write(if_day.iloc[:100], tmp_path / "c.csv.gz")
+    with pytest.raises(Exception, match="outside the data root"):
+        _load([f], data_root, contract_file="../../etc/passwd")

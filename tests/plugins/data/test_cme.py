@@ -124,3 +124,11 @@ def test_unknown_trade_side(tmp_path):
     tr.to_parquet(tmp_path / "t.parquet", index=False)
     with pytest.raises(DataError, match=r"t\.parquet: side: unknown trade side 'X' at row 1"):
         _load([q, tmp_path / "t.parquet"])
+
+
+@pytest.mark.parametrize("bad", [1e300, np.inf])
+def test_prices_beyond_int64_ticks_and_bad_quantities(tmp_path, bad):
+    with pytest.raises(DataError, match=r"gc_m3_x_quotes\.parquet: offer_price: price out of range at row 2"):
+        _load([_quotes(tmp_path, offer_price_0=[10.2, 10.2, bad, 10.2])])
+    with pytest.raises(DataError, match=r"gc_m3_x_quotes\.parquet: bid_quantity: negative quantity at row 3"):
+        _load([_quotes(tmp_path, bid_quantity_0=[1.0, 1.0, 1.0, -1.0])])

@@ -85,3 +85,66 @@ def test_crossed_row_dropped(tmp_path):
         md = _load([tmp_path / "x.csv"])
     assert md.meta["dropped_crossed_rows"] == 1 and md.meta["snapshots"] == 2
     assert (md.events["ev"] == BOOK).sum() > 0
+
+
+# ----------------------------------------------------------------- issue 13: hostile input
+@pytest.mark.parametrize("bad", [1e300, np.inf])
+def test_snapshot_prices_beyond_int64_ticks_name_file_and_row(tmp_path, bad):
+    _snaps(ask_price_2=[101.5, bad, 102.0]).to_csv(tmp_path / "big.csv", index=False)
+    with pytest.raises(DataError, match=r"big\.csv: ask_price: price out of range at row 1 \(ask_price_2\)"):
+        _load([tmp_path / "big.csv"])  # not an empty level, not -2**63
+
+
+@pytest.mark.parametrize("bad", [1e300, np.inf])
+def test_trade_prices_beyond_int64_ticks_name_file_and_row(tmp_path, bad):
+    _snaps().to_csv(tmp_path / "ok.csv", index=False)
+    pd.DataFrame({"ts": [1, 2], "price": [101.0, bad], "qty": [1.0, 1.0], "side": ["B", "S"]}).to_csv(
+        tmp_path / "t.csv", index=False)
+    with pytest.raises(DataError, match=r"t\.csv: price: price out of range at row 1"):
+        _load([tmp_path / "ok.csv", tmp_path / "t.csv"])
+
+
+@pytest.mark.parametrize(("qty", "message"), [(-1.0, "negative quantity at row 1"),
+                                              (np.nan, "missing, non-finite or out-of-range quantity at row 1")])
+def test_book_quantities_negative_or_nan_are_errors_not_empty_levels(tmp_path, qty, message):
+    _snaps(bid_qty_1=[1.0, qty, 3.0]).to_csv(tmp_path / "q.csv", index=False)
+    with pytest.raises(DataError, match=rf"q\.csv: bid_qty: {message} \(bid_qty_1\)"):
+        _load([tmp_path / "q.csv"])
+    _snaps(bid_qty_2=[4.0, 1.0, np.nan]).to_csv(tmp_path / "ok.csv", index=False)  # NaN of an empty level: fine
+    _load([tmp_path / "ok.csv"])
+
+
+def test_trade_qty_error_says_qty(tmp_path):
+    _snaps().to_csv(tmp_path / "ok.csv", index=False)
+    pd.DataFrame({"ts": [1, 2], "price": [101.0, 101.0], "qty": [1.0, 0.0], "side": ["B", "S"]}).to_csv(
+        tmp_path / "t.csv", index=False)
+    with pytest.raises(DataError, match=r"t\.csv: qty: non-positive quantity at row 1") as err:
+        _load([tmp_path / "ok.csv", tmp_path / "t.csv"])
+    assert "price" not in str(err.value)
+
+
+def test_header_only_book_is_an_error(tmp_path):
+    _snaps().iloc[:0].to_csv(tmp_path / "empty.csv", index=False)
+    pd.DataFrame({"ts": [1], "price": [101.0], "qty": [1.0], "side": ["B"]}).to_csv(tmp_path / "t.csv", index=False)
+    with pytest.raises(DataError, match=r"empty\.csv: no data rows"):
+        _load([tmp_path / "empty.csv", tmp_path / "t.csv"])
+    with pytest.raises(DataError, match=r"empty\.csv: no data rows"):
+        _load([tmp_path / "empty.csv"])
+
+
+def test_tick_size_off_the_price_grid(tmp_path):
+    n = 200
+    ts = pd.Timestamp("2024-01-02").value + np.arange(n) * 10**8
+    steps = 100 + 0.05 * (np.arange(n) % 7)
+    df = pd.DataFrame({"ts": ts, "bid_price_1": steps, "bid_qty_1": 1.0, "ask_price_1": steps + 0.05, "ask_qty_1": 1.0})
+    df.to_csv(tmp_path / "grid.csv", index=False)
+    with pytest.raises(DataError, match=r"grid\.csv: bid_price: .*% \) are not multiples of the tick size 0\.03|"
+                                        r"grid\.csv: bid_price: .* are not multiples of the tick size 0\.03"):
+        _load([tmp_path / "grid.csv"], instrument=Instrument("X", 0.03))
+    assert len(_load([tmp_path / "grid.csv"], instrument=Instrument("X", 0.05)).events) > 0
+
+
+def test_non_numeric_cells_name_column_and_row(tmp_path):
+    _snaps(bid_qty_1=["1", "lots", "3"]).to_csv(tmp_path / "s.csv", index=False)
+    with pytest.raises(DataError, match=r"s\.csv: bid_qty_1: non-numeric value at row 1$"):
+        _load([tmp_path / "s.csv"])
