@@ -214,7 +214,7 @@ class _Sweep:
         points = self.search.known_points() or corner_points(self.params)
         datasets = validate_trials(
             self.session,
-            self.strategy,
+            Path(self.spec.strategy),  # as given: error messages name the file the user typed
             points,
             base_overrides=self.base_overrides,
             dataset=self.spec.dataset,
@@ -524,14 +524,14 @@ def run_sweep(session: "Session", spec: SweepSpec, console: "Console | None" = N
     console = console or session.console
     t_start = time.perf_counter()
     sweep = _Sweep(session, spec, console)
+    t0 = time.perf_counter()
+    sweep.validate()  # before anything is written: a bad sweep leaves no folder behind
+    sweep.timing["validate_s"] = time.perf_counter() - t0
+    console.print(f"[dim]validated {len(sweep.search.known_points() or corner_points(sweep.params))} trial configs in {sweep.timing['validate_s']:.1f} s[/]")
     sweep.out.mkdir(parents=True, exist_ok=True)
     with _folder_lock(sweep.out):
         sweep._signature = sweep.signature()
         previous = sweep.load_previous(sweep._signature)
-        t0 = time.perf_counter()
-        sweep.validate()
-        sweep.timing["validate_s"] = time.perf_counter() - t0
-        console.print(f"[dim]validated {len(sweep.search.known_points() or corner_points(sweep.params))} trial configs in {sweep.timing['validate_s']:.1f} s[/]")
         best_yaml = None
         try:
             sweep.run(previous)

@@ -35,7 +35,7 @@ def test_a_mistyped_key_exits_2_with_one_line_and_a_did_you_mean(cli, tmp_path):
     assert res.code == 2
     assert res.err.count("\n") == 1 and "Traceback" not in res.err
     assert "avellaneda-stoikov.yaml" in res.err and "did you mean 'execution.params.gamma'?" in res.err
-    assert not (tmp_path / "sw" / "trials").exists()
+    assert not (tmp_path / "sw").exists()
 
 
 def test_usage_errors_exit_2(cli, tmp_path):

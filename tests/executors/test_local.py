@@ -109,3 +109,12 @@ def test_ray_executor_without_ray_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     with pytest.raises(CmmBtError, match=r"pip install 'cmm-bt\[ray\]'"):
         make_executor("ray")
+
+
+def test_workers_cap_their_thread_pools():
+    import numba
+
+    with LocalExecutor(1, threads_per_worker=1) as ex:
+        res = ex.run_all({"omp": (os.getenv, ("OMP_NUM_THREADS",)), "numba": (numba.get_num_threads, ())})
+    assert res["omp"].value == "1"
+    assert res["numba"].value == 1

@@ -62,7 +62,7 @@ def test_a_bad_key_stops_the_sweep_before_any_trial_with_a_did_you_mean(sweep, f
     msg = str(err.value)
     assert "flaky.yaml" in msg and "execution.params.half_spread_tick" in msg
     assert "did you mean 'execution.params.half_spread_ticks'" in msg
-    assert not (out / "trials").exists()
+    assert not out.exists()
     with pytest.raises(CmmBtError, match="did you mean 'engine.maker_fee'"):
         sweep(flaky_strategy, out, ["engine.maker_fe=0,0.0001"])
 
@@ -73,7 +73,7 @@ def test_a_bad_value_in_any_trial_stops_the_sweep_before_the_first(sweep, flaky_
         sweep(flaky_strategy, out, ["execution.params.half_spread_ticks=1,2,-1"])
     assert "execution.params.half_spread_ticks" in str(err.value) and "greater than 0" in str(err.value)
     assert "half_spread_ticks=-1" in str(err.value)
-    assert not (out / "trials").exists()
+    assert not out.exists()
     with pytest.raises(CmmBtError, match="greater than 0"):  # tpe: a range end is checked too
         sweep(flaky_strategy, out, ["execution.params.half_spread_ticks=uniform(-1,2)"], search="tpe", trials=2)
 
