@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import re
 from datetime import datetime
 from pathlib import Path
 
@@ -141,3 +143,89 @@ def test_default_run_dir():
     p = default_run_dir("as/glft", "cme-gc", now=datetime(2024, 1, 2, 3, 4, 5))
     assert p == Path("runs") / "as_glft-cme-gc-20240102-030405"
     assert default_run_dir("a", "b", Path("/tmp/x")).parent == Path("/tmp/x")
+
+
+# ----------------------------------------------------------------- issue 13: faults while writing
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_writers_put_their_files_in_before_the_folder_appears(tmp_path):
+    seen = []
+
+    def plots(folder):
+        assert not (tmp_path / "r").exists() and not (folder / "complete").exists()  # still the temporary one
+        (folder / "equity.png").write_bytes(b"png")
+        seen.append(folder.name)
+
+    target = write_run_folder(make_result(), tmp_path / "r", writers=[plots])
+    assert seen == [f".r.tmp-{os.getpid()}"]
+    assert (target / "equity.png").read_bytes() == b"png" and (target / "complete").exists()
+
+
+def test_a_writer_interrupted_leaves_nothing(tmp_path):
+    def interrupted(folder):
+        (folder / "equity.png").write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_run_folder(make_result(), tmp_path / "r", writers=[interrupted])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_leftovers_of_killed_writers_are_removed_and_a_lost_run_restored(tmp_path):
+    dead = _dead_pid()
+    (tmp_path / f".killed.tmp-{dead}").mkdir()  # a run killed while writing
+    (tmp_path / f".killed.tmp-{dead}" / "steps.parquet").write_bytes(b"x")
+    live = tmp_path / f".other.tmp-{os.getppid()}"  # a run being written by a live process
+    live.mkdir()
+    old = write_run_folder(make_result(1.0), tmp_path / "prev")  # killed between moving aside and moving in:
+    os.rename(old, tmp_path / f".prev.old-{dead}")
+    write_run_folder(make_result(), tmp_path / "new")
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == sorted(["new", "prev", live.name])
+    assert load_run_folder(tmp_path / "prev")[1]["epnl"] == 1.0  # nothing lost
+
+
+@pytest.mark.parametrize("case", ["exists", "file", "below-a-file", "dangling-link", "unwritable"])
+def test_check_out_dir_fails_before_any_work(tmp_path, case):
+    (tmp_path / "plain").write_text("x")
+    (tmp_path / "run").mkdir()
+    target = {
+        "exists": tmp_path / "run",
+        "file": tmp_path / "plain",
+        "below-a-file": tmp_path / "plain" / "sub" / "r",
+        "dangling-link": tmp_path / "link",
+        "unwritable": tmp_path / "ro" / "r",
+    }[case]
+    if case == "dangling-link":
+        os.symlink(tmp_path / "nowhere", target)
+    if case == "unwritable":
+        if os.geteuid() == 0:
+            pytest.skip("root writes anywhere (the CLI test uses /proc)")
+        (tmp_path / "ro").mkdir(mode=0o555)
+    message = {"exists": "already exists (pass --overwrite", "file": "not a folder", "below-a-file": "is not a folder",
+               "dangling-link": "dangling symbolic link", "unwritable": "cannot write into"}[case]
+    with pytest.raises(CmmBtError, match=re.escape(message)):
+        results.check_out_dir(target)
+    with pytest.raises(CmmBtError):
+        write_run_folder(make_result(), target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["plain", "run"] + (["link"] if case == "dangling-link" else [])
+                                                                + (["ro"] if case == "unwritable" else []))
+    results.check_out_dir(tmp_path / "new" / "deeper")  # creates nothing
+    assert not (tmp_path / "new").exists()
+
+
+def test_fee_model_in_config_yaml_and_run_json(tmp_path):
+    res = make_result()
+    res.fee_model = "proportional: maker 2 bp, taker 5 bp of notional (engine defaults: the strategy sets no fees)"
+    target = write_run_folder(res, tmp_path / "r")
+    text = (target / "config.yaml").read_text()
+    assert text.splitlines()[1] == f"# Fees: {res.fee_model}"
+    assert yaml.safe_load(text)["name"] == "fixed-spread"  # still the plain config
+    assert read_run_result(target).fee_model == res.fee_model
