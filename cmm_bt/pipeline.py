@@ -22,7 +22,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Protocol, TypeVar
 
 from cmm_bt.errors import ConfigError
 from cmm_bt.stage_cache import StageCache
@@ -57,11 +57,31 @@ class Signals:
     quiet_tables: tuple[str, ...] = ()
 
 
+class RunOutputs(Protocol):
+    """What any product may add to the run (every method optional; the host looks each one up).
+
+    ``run_metrics()``: flat keys for ``metrics.json`` (a key the engine computes is an error, except
+    :data:`cmm_bt.api.OVERRIDABLE_METRICS`); ``run_tables()``: tables written as ``<name>.parquet`` and
+    printed by the rich report; ``run_files()``: ``{file name: bytes}`` written into the run folder
+    (e.g. a PNG).  All are written before the folder is renamed into place.
+    """
+
+    def run_metrics(self) -> dict[str, float]: ...
+
+    def run_tables(self) -> dict[str, "pd.DataFrame"]: ...
+
+    def run_files(self) -> dict[str, bytes]: ...
+
+
 class Products:
     """The products of a pipeline run, looked up by type."""
 
     def __init__(self, items: Mapping[type, Any] | None = None):
         self._items: dict[type, Any] = dict(items or {})
+
+    def values(self) -> list[Any]:
+        """Every product, in the order the pipeline made them."""
+        return list(self._items.values())
 
     def get(self, kind: type[P]) -> P | None:
         """The product of type ``kind``, or None when the plan has none."""
