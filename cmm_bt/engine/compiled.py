@@ -11,6 +11,10 @@ parameters of :func:`run_steps`.
 
 from __future__ import annotations
 
+# numba's on-disk cache of run_steps embeds the kernel helpers it calls but is invalidated only when
+# *this* file changes: edit this line whenever cmm_bt/engine/kernel.py or book.py changes what they
+# compute.  Kernel revision: per-contract fees (P_MFEE_Q, P_TFEE_Q).
+
 import numpy as np
 from numba import njit, types
 
