@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+import numpy as np
 from rich.table import Table
 from rich.text import Text
 
@@ -121,3 +122,44 @@ def study_markdown(results: list["RunResult"], extra: "list[MetricRow] | tuple[M
         cells = [f"**{t}**" if b else t for t, b in row]
         lines.append("| " + " | ".join([r.dataset_name, r.strategy_name, *cells, str(r.run_dir or "—")]) + " |")
     return "\n".join(lines) + "\n"
+
+
+def uncertainty_table(results: list["RunResult"], *, level: float = 0.95) -> Table:
+    """Per run: split, episodes and EPnL with its block-bootstrap interval (:func:`cmm_bt.stats.mean_interval`)."""
+    from cmm_bt.metrics import episode_pnls
+    from cmm_bt.stats import mean_interval
+
+    table = Table(title=f"EPnL with {level:.0%} confidence interval (block bootstrap over episodes)", title_justify="left")
+    for col in ("Run", "Split", "Episodes", "EPnL", "CI low", "CI high"):
+        table.add_column(col, justify="left" if col in ("Run", "Split") else "right")
+    for name, r in zip(column_names(results), results):
+        iv = mean_interval(episode_pnls(r.output), level=level)
+        cur = r.output.instrument.currency
+        table.add_row(name, r.split or "—", str(iv.n), *(fmt_value(v, "money", cur) for v in (iv.mean, iv.low, iv.high)))
+    table.caption = "n/a: fewer than 3 episodes" if any(len(r.output.episodes) < 3 for r in results) else None
+    return table
+
+
+def paired_table(results: list["RunResult"], a: str, b: str, *, level: float = 0.95) -> Table:
+    """``a − b`` on the episodes both played (matched by start time): mean difference of episode
+    PnL, its block-bootstrap interval and p-value (:func:`cmm_bt.stats.paired_difference`)."""
+    from cmm_bt.errors import CmmBtError
+    from cmm_bt.stats import episode_frame, paired_difference
+
+    by_name = {r.strategy_name: r for r in results}
+    for n in (a, b):
+        if n not in by_name:
+            raise CmmBtError(f"--paired: no run of strategy {n!r} (runs: {', '.join(by_name)})", key="--paired")
+    table = Table(title=f"Paired: {a} − {b}, episode PnL ({level:.0%} CI, block bootstrap)", title_justify="left")
+    for col in ("Dataset", "Episodes", "Mean difference", "CI low", "CI high", "p-value"):
+        table.add_column(col, justify="left" if col == "Dataset" else "right")
+    for ds in dict.fromkeys(r.dataset_name for r in results):
+        runs = {r.strategy_name: r for r in results if r.dataset_name == ds}
+        if a not in runs or b not in runs:
+            continue
+        frame = episode_frame([runs[a], runs[b]], [a, b])
+        d = paired_difference(frame[a].to_numpy(), frame[b].to_numpy(), level=level)
+        cur = runs[a].output.instrument.currency
+        table.add_row(ds, str(d.n), *(fmt_value(v, "money", cur) for v in (d.diff_mean, d.low, d.high)),
+                      "n/a" if np.isnan(d.p_value) else f"{d.p_value:.3f}")
+    return table

@@ -16,6 +16,8 @@ DATASETS = typer.Option(
     help="Dataset manifest name or path; repeat it for a study over several datasets (default: each strategy's own).",
 )
 TABLE = typer.Option(None, "--table", help="Also write the study table (one row per dataset x strategy) as Markdown here.")
+PAIRED = typer.Option(None, "--paired", help="Two strategy names (file stems), A B: the mean difference of their episode PnL "
+                      "on the episodes both played, with a block-bootstrap CI and p-value, per dataset.")
 
 
 def command(
@@ -23,6 +25,7 @@ def command(
     dataset: list[str] = DATASETS,
     out: Path = typer.Option(None, "--out", help="Folder for the run folders (default: runs/)."),
     table: Path = TABLE,
+    paired: tuple[str, str] = PAIRED,
     override: list[str] = options.OVERRIDES,
     data_root: Path = options.DATA_ROOT,
     allow_external: bool = run_command.ALLOW_EXTERNAL,
@@ -33,7 +36,7 @@ def command(
     ray_address: str = options.RAY_ADDRESS,
 ) -> None:
     from cmm_bt.api import execute_run, prepare_run
-    from cmm_bt.compare import render_comparison, study_markdown, study_table
+    from cmm_bt.compare import paired_table, render_comparison, study_markdown, study_table, uncertainty_table
     from cmm_bt.results import default_run_dir
     from cmm_bt.storage import atomic_write
 
@@ -59,6 +62,7 @@ def command(
             if len(dataset) > 1:
                 session.console.rule(batch[0].dataset_name)
             render_comparison(batch, session.console)
+            session.console.print(uncertainty_table(batch))
             results += batch
     extra = session.hooks.study_columns(metrics=sorted({k for r in results for k in r.metrics}))
     if len(dataset) > 1 or table:
@@ -67,3 +71,5 @@ def command(
         with atomic_write(table) as tmp:
             tmp.write_text(study_markdown(results, extra))
         session.console.print(f"study table written to {table}")
+    if paired:
+        session.console.print(paired_table(results, *paired))
