@@ -175,6 +175,7 @@ def execute_run(session: Session, run: RunSpec, market: MarketData, *, out_dir: 
             split=run.replay_split,
             fee_model=engine.fee_summary(market.instrument.currency),
         )
+        result.metrics.update({f"fitted_{k}": float(v) for k, v in policy.fitted_parameters().items()})
         if signals is not None:
             _merge_model_metrics(result.metrics, signals.metrics)
             result.extra.update(signals.tables)

@@ -147,6 +147,11 @@ class ExecutionPolicy(Component):
     def quote(self, state: DecisionState) -> Quotes:
         raise NotImplementedError
 
+    def fitted_parameters(self) -> dict[str, float]:
+        """What :meth:`fit` estimated (e.g. σ, A, k), written to ``metrics.json`` as ``fitted_<name>``
+        and shown in the report; default: nothing."""
+        return {}
+
     def compiled(self) -> "tuple[Callable, np.ndarray] | None":
         """Optional numba fast path: ``(fn, params)``, or None (the default: the engine calls :meth:`quote`).
 

@@ -13,8 +13,8 @@ import pandas as pd
 
 from cmm_bt.engine.output import BacktestOutput
 
-#: Horizons of the markout metrics, seconds -> metric key.
-MARKOUT_HORIZONS_S: dict[str, float] = {"markout_1s": 1.0, "markout_10s": 10.0}
+#: Horizons of the markout curve, metric key -> seconds.
+MARKOUT_HORIZONS_S: dict[str, float] = {f"markout_{h}s": float(h) for h in (1, 2, 5, 10, 20, 30, 60)}
 
 _NS = 1_000_000_000
 
@@ -41,7 +41,7 @@ def compute_metrics(
     epnl = float(ep_pnl.mean()) if n_ep else math.nan
     pos = steps["position"].to_numpy(dtype=float) if len(steps) else np.zeros(0)
     map_ = float(np.abs(pos).mean()) if pos.size else 0.0
-    pnl_map = epnl / map_ if map_ > 0 else 0.0
+    pnl_map = epnl / map_ if map_ > 0 else math.nan  # no position held: PnL per unit of it is undefined
 
     curve = equity_curve(out)
     qty = fills["qty"].to_numpy(dtype=float) if len(fills) else np.zeros(0)
@@ -68,7 +68,7 @@ def compute_metrics(
         "max_drawdown": max_drawdown(curve),
         "total_pnl": float(ep_pnl.sum()),
         "fills": int(len(fills)),
-        "fill_ratio": filled_orders / submitted if submitted > 0 else 0.0,
+        "order_fill_ratio": filled_orders / submitted if submitted > 0 else math.nan,
         "turnover": float((qty * price).sum() * tick_value),
         "volume": float(qty.sum()),
         "fees": fees,
@@ -86,7 +86,42 @@ def compute_metrics(
     }
     for key, horizon in MARKOUT_HORIZONS_S.items():
         metrics[key] = markout(out, horizon, mid=mid)
+    metrics.update(pnl_attribution(out, float(ep_pnl.sum())))
+    metrics.update(quoting_time(out, len(fills)))
     return metrics
+
+
+def pnl_attribution(out: BacktestOutput, total_pnl: float) -> dict[str, float]:
+    """Where the PnL came from, money: ``total = spread capture + taker + inventory − fees``.
+
+    Each fill's edge against the exchange mid just before it, ``side · (mid_at_fill − price) · qty
+    · tick_value``, summed over passive (maker) fills is ``pnl_spread_capture`` and over taker fills
+    (crossing orders, end-of-episode flattening) ``pnl_taker``; ``pnl_fees`` is minus the fees paid;
+    ``pnl_inventory`` is the rest: the mark-to-market moves of the inventory held.
+    """
+    f = out.fills
+    if len(f) == 0:
+        return {"pnl_spread_capture": 0.0, "pnl_taker": 0.0, "pnl_fees": 0.0, "pnl_inventory": total_pnl}
+    edge = f["side"].to_numpy(float) * (f["mid_at_fill"].to_numpy(float) - f["price"].to_numpy(float)) * f["qty"].to_numpy(float)
+    edge = np.nan_to_num(edge) * out.instrument.tick_value
+    maker = f["maker"].to_numpy(bool)
+    fees = float(f["fee"].to_numpy(float).sum())
+    spread, taker = float(edge[maker].sum()), float(edge[~maker].sum())
+    return {"pnl_spread_capture": spread, "pnl_taker": taker, "pnl_fees": -fees, "pnl_inventory": total_pnl - spread - taker + fees}
+
+
+def quoting_time(out: BacktestOutput, n_fills: int) -> dict[str, float]:
+    """Share of decision steps with a bid / an ask quoted (``quote_time_bid/ask``) and fills per hour
+    spent quoting (either side), which unlike filled / submitted orders does not fall when a policy
+    re-quotes often."""
+    s = out.steps
+    if len(s) < 2:
+        return {"quote_time_bid": math.nan, "quote_time_ask": math.nan, "fills_per_quoted_hour": math.nan}
+    bid, ask = np.isfinite(s["bid_quote"].to_numpy(float)), np.isfinite(s["ask_quote"].to_numpy(float))
+    dt = float(np.median(np.diff(s["ts"].to_numpy(np.int64)))) / _NS
+    hours = float((bid | ask).sum()) * dt / 3600.0
+    return {"quote_time_bid": float(bid.mean()), "quote_time_ask": float(ask.mean()),
+            "fills_per_quoted_hour": n_fills / hours if hours > 0 else math.nan}
 
 
 # ------------------------------------------------------------------------------------ pieces
@@ -100,23 +135,23 @@ def episode_pnls(out: BacktestOutput) -> np.ndarray:
 
 
 def sharpe(pnl: np.ndarray) -> float:
-    """``mean / std`` (sample std, ddof=1) of per-episode PnL; 0.0 for < 2 episodes or zero std."""
+    """``mean / std`` (sample std, ddof=1) of per-episode PnL; NaN (n/a) for < 2 episodes or zero std."""
     if pnl.size < 2:
-        return 0.0
+        return math.nan
     sd = float(np.std(pnl, ddof=1))
-    return float(pnl.mean() / sd) if sd > 0 else 0.0
+    return float(pnl.mean() / sd) if sd > 0 else math.nan
 
 
 def sortino(pnl: np.ndarray) -> float:
     """``mean / downside deviation`` of per-episode PnL, target 0.
 
-    Downside deviation = ``sqrt(mean(min(pnl, 0)^2))`` over all episodes; 0.0 for < 2 episodes or
-    when no episode lost money (zero downside deviation).
+    Downside deviation = ``sqrt(mean(min(pnl, 0)^2))`` over all episodes; NaN (n/a) for < 2
+    episodes or when no episode lost money (zero downside deviation: the ratio is undefined).
     """
     if pnl.size < 2:
-        return 0.0
+        return math.nan
     dd = float(np.sqrt(np.mean(np.minimum(pnl, 0.0) ** 2)))
-    return float(pnl.mean() / dd) if dd > 0 else 0.0
+    return float(pnl.mean() / dd) if dd > 0 else math.nan
 
 
 def equity_curve(out: BacktestOutput) -> np.ndarray:

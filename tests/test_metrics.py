@@ -64,26 +64,43 @@ def test_counters_and_throughput():
     m = compute_metrics(two_episodes(), wall_s=2.0)
     assert m["events"] == 500 and m["events_per_s"] == pytest.approx(250.0)
     assert m["decisions"] == 4 and m["decisions_per_s"] == pytest.approx(2.0)
-    assert m["fill_ratio"] == pytest.approx(2 / 8)
+    assert m["order_fill_ratio"] == pytest.approx(2 / 8)
     assert (m["orders_submitted"], m["orders_rejected"], m["orders_cancelled"]) == (8, 1, 3)
     assert m["decision_latency_us_p50"] == pytest.approx(2.5)
     assert m["decision_latency_us_p99"] == pytest.approx(np.percentile([1, 2, 3, 100], 99))
     assert m["wall_s"] == 2.0
 
 
-def test_zero_map_and_single_episode_conventions():
+def test_undefined_ratios_are_missing_not_zero():
     steps = steps_frame(ts=np.arange(3) * S, equity=[0.0, 1.0, 5.0])
     m = compute_metrics(output(steps, pnls=[5.0]), wall_s=0.0)
-    assert m["map"] == 0.0 and m["pnl_map"] == 0.0
-    assert m["sharpe"] == 0.0 and m["sortino"] == 0.0
+    assert m["map"] == 0.0 and np.isnan(m["pnl_map"])  # no position: PnL per unit of it is undefined
+    assert np.isnan(m["sharpe"]) and np.isnan(m["sortino"])  # one episode
+    assert np.isnan(m["order_fill_ratio"])  # nothing submitted
     assert m["events_per_s"] == 0.0  # wall_s 0
 
 
-def test_sortino_zero_without_losing_episode_but_sharpe_defined():
+def test_sortino_missing_without_losing_episode_but_sharpe_defined():
     steps = steps_frame(ts=np.arange(2) * S, episode=[0, 1])
     m = compute_metrics(output(steps, pnls=[1.0, 3.0]), wall_s=1.0)
-    assert m["sortino"] == 0.0
+    assert np.isnan(m["sortino"])
     assert m["sharpe"] == pytest.approx(2.0 / np.std([1.0, 3.0], ddof=1))
+
+
+def test_pnl_attribution_of_a_round_trip():
+    """Buy 1 passively at 99 (mid 100), the mid rises to 102, flatten by selling at 101 (taker)."""
+    steps = steps_frame(ts=np.arange(3) * S, mid=[100.0, 101.0, 102.0], bid_quote=[99.0, np.nan, np.nan],
+                        ask_quote=[101.0, 103.0, np.nan])
+    fills = fills_frame([{"ts": 0, "side": 1, "price": 99, "mid_at_fill": 100.0, "fee": 0.5},
+                         {"ts": 2 * S, "side": -1, "price": 101, "mid_at_fill": 102.0, "maker": False, "order_id": 2}])
+    tv = INST.tick_value
+    m = compute_metrics(output(steps, fills, pnls=[2 * tv - 0.5]), wall_s=1.0)
+    assert m["pnl_spread_capture"] == pytest.approx(1 * tv)  # bought one tick below the mid
+    assert m["pnl_taker"] == pytest.approx(-1 * tv)  # sold one tick below the mid
+    assert m["pnl_inventory"] == pytest.approx(2 * tv)  # held 1 lot while the mid rose 2 ticks
+    assert m["pnl_fees"] == -0.5
+    assert m["quote_time_bid"] == pytest.approx(1 / 3) and m["quote_time_ask"] == pytest.approx(2 / 3)
+    assert m["fills_per_quoted_hour"] == pytest.approx(2 / (2 * S / 1e9 / 3600))
 
 
 def test_max_drawdown_of_known_curve():
@@ -150,7 +167,7 @@ def test_traded_amounts():
     assert m["volume"] == pytest.approx(4.0)
     assert m["turnover"] == pytest.approx((2 * 100 + 102 + 102) * 5.0)  # ticks * tick value
     assert m["fees"] == pytest.approx(0.0)
-    assert m["fill_ratio"] == pytest.approx(2 / 4)  # no orders_filled counter: distinct order ids
+    assert m["order_fill_ratio"] == pytest.approx(2 / 4)  # no orders_filled counter: distinct order ids
 
 
 def test_empty_output_does_not_crash():

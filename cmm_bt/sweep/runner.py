@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     from cmm_bt.api import Session
 
 #: Metrics shown side by side by ``--then-test`` (after the sweep's own metric).
-GAP_METRICS = ("pnl_map", "epnl", "total_pnl", "map", "sharpe", "sortino", "max_drawdown", "fills", "fill_ratio")
+GAP_METRICS = ("pnl_map", "epnl", "total_pnl", "map", "sharpe", "sortino", "max_drawdown", "fills", "order_fill_ratio")
 TEST_DIR = "test"
 
 

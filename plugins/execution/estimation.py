@@ -276,3 +276,12 @@ class EstimatedPolicy(ExecutionPolicy):
             self.sigma = sigma
         if fit is not None:
             self.A, self.k = fit.A, fit.k
+
+    @property
+    def fitted(self) -> dict[str, float | None]:
+        """The parameters in use (estimated or given)."""
+        return {"sigma": self.sigma, "A": self.A, "k": self.k}
+
+    def fitted_parameters(self) -> dict[str, float]:
+        """:attr:`fitted` without the unknown ones (``metrics.json``: ``fitted_sigma``, ``fitted_A`` ...)."""
+        return {k: float(v) for k, v in self.fitted.items() if v is not None}

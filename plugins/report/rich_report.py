@@ -97,6 +97,12 @@ class RichReport(Reporter):
             v = m[row.key]
             s = fmt_value(v, row.kind, cur)
             t.add_row(row.label, signed_text(s, v) if row.signed else Text(s))
+        fitted = {k.removeprefix("fitted_"): v for k, v in m.items() if k.startswith("fitted_")}
+        if fitted:
+            t.add_row("Fitted on train", ", ".join(f"{k} {v:.4g}" for k, v in fitted.items()))
+        t.caption = (f"money in {cur}; positions in the instrument's units (MAP, PnLMAP per unit); markouts in ticks "
+                     "per unit, + = good for us; PnL = spread capture + inventory + taker + fees; "
+                     "— = n/a (e.g. Sharpe of one episode, Sortino without a losing episode)")
         return t
 
     def _episodes(self, result: "RunResult", cur: str) -> Table:

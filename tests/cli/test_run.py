@@ -10,7 +10,7 @@ import yaml
 
 REQUIRED_KEYS = {
     "epnl", "map", "pnl_map", "sharpe", "max_drawdown", "fills", "events", "wall_s", "events_per_s",
-    "decision_latency_us_p50", "decision_latency_us_p99", "fill_ratio", "markout_1s", "markout_10s",
+    "decision_latency_us_p50", "decision_latency_us_p99", "order_fill_ratio", "markout_1s", "markout_10s",
     "turnover", "fees",
 }
 TIMINGS = {"wall_s", "run_wall_s", "events_per_s", "decisions_per_s", "decision_latency_us_p50", "decision_latency_us_p99"}
