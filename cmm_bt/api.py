@@ -182,8 +182,6 @@ def execute_run(session: Session, run: RunSpec, market: MarketData, *, out_dir: 
             result.quiet_tables.update(signals.quiet_tables)
         for product in products.values():
             add_run_outputs(result, product)
-        for product in products.values():
-            add_run_outputs(result, product)
         if pipeline:
             result.extra["pipeline_stages"] = pipeline.timings()
         result.metrics.update(hooks.extra_metrics(run=run, result=result))
@@ -219,23 +217,6 @@ def _merge_model_metrics(metrics: dict, model: dict) -> None:
         if key in model and key in metrics:
             metrics[engine_key] = metrics[key]
     metrics.update(model)
-
-
-def add_run_outputs(result, product) -> None:
-    """Add what ``product`` contributes (:class:`cmm_bt.pipeline.RunOutputs`) to ``result``."""
-    metrics = getattr(product, "run_metrics", None)
-    if metrics is not None:
-        _merge_model_metrics(result.metrics, metrics())
-    tables = getattr(product, "run_tables", None)
-    for name, table in (tables() if tables is not None else {}).items():
-        if name in result.extra:
-            raise RuntimeError(f"two products write the table {name!r}")
-        result.extra[name] = table
-    files = getattr(product, "run_files", None)
-    for name, data in (files() if files is not None else {}).items():
-        if name in result.files:
-            raise RuntimeError(f"two products write the file {name!r}")
-        result.files[name] = data
 
 
 def add_run_outputs(result, product) -> None:

@@ -54,7 +54,6 @@ class RunResult:
     :ivar quiet_tables: extra tables written to the run folder but not printed by generic reporters
         (a plugin renders them itself in a report section).
     :ivar files: extra files (name -> bytes, e.g. a PNG a pipeline product made), written into the run folder.
-    :ivar files: extra files (name -> bytes, e.g. a PNG a pipeline product made), written into the run folder.
     :ivar fee_model: the engine's fee model in words (shown in the report header, ``config.yaml`` and
         ``run.json``), e.g. ``proportional: maker 2 bp, taker 5 bp of notional (engine defaults)``.
     """
@@ -69,7 +68,6 @@ class RunResult:
     run_dir: Path | None = None
     split: str | None = None
     quiet_tables: set[str] = field(default_factory=set)
-    files: dict[str, bytes] = field(default_factory=dict)
     files: dict[str, bytes] = field(default_factory=dict)
     fee_model: str | None = None
 
@@ -171,10 +169,6 @@ def write_run_folder(result: RunResult, out_dir: Path, *, overwrite: bool = Fals
         write_table(out.episodes, tmp / "episodes.parquet")
         for name, df in result.extra.items():
             write_table(df, tmp / f"{name}.parquet")
-        for name, data in result.files.items():
-            if not _TABLE_NAME.match(name) or name.endswith(".parquet") or name in ("config.yaml", "metrics.json", "run.json", COMPLETE_MARKER):
-                raise CmmBtError(f"bad extra file name {name!r} (letters, digits, _.- only; no .parquet, not a file the run writes)", file=out_dir)
-            (tmp / name).write_bytes(data)
         for name, data in result.files.items():
             if not _TABLE_NAME.match(name) or name.endswith(".parquet") or name in ("config.yaml", "metrics.json", "run.json", COMPLETE_MARKER):
                 raise CmmBtError(f"bad extra file name {name!r} (letters, digits, _.- only; no .parquet, not a file the run writes)", file=out_dir)
