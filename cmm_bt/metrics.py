@@ -107,7 +107,7 @@ def pnl_attribution(out: BacktestOutput, total_pnl: float) -> dict[str, float]:
     maker = f["maker"].to_numpy(bool)
     fees = float(f["fee"].to_numpy(float).sum())
     spread, taker = float(edge[maker].sum()), float(edge[~maker].sum())
-    return {"pnl_spread_capture": spread, "pnl_taker": taker, "pnl_fees": -fees, "pnl_inventory": total_pnl - spread - taker + fees}
+    return {"pnl_spread_capture": spread, "pnl_taker": taker, "pnl_fees": 0.0 - fees, "pnl_inventory": total_pnl - spread - taker + fees}
 
 
 def quoting_time(out: BacktestOutput, n_fills: int) -> dict[str, float]:

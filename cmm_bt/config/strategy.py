@@ -42,7 +42,7 @@ class Strategy(BaseModel):
     execution: ComponentSpec = Field(description="The quoting policy (kind `execution`).")
     engine: dict[str, Any] = Field(default_factory=dict, description="Exchange simulator settings (see docs/engine.md).")
     reporters: list[ComponentSpec] = Field(
-        default_factory=lambda: [ComponentSpec(name="rich"), ComponentSpec(name="plots")],
+        default_factory=lambda: [ComponentSpec(name="rich"), ComponentSpec(name="plots"), ComponentSpec(name="html")],
         description="Reports to produce, in order (kind `reporter`).",
     )
     _sections: dict[str, BaseModel] | None = PrivateAttr(default=None)

@@ -67,16 +67,9 @@ class PlotReport(Reporter):
 
     # --------------------------------------------------------------------------------- charts
     def _figure(self) -> tuple[Any, Any]:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-
-        fig = Figure(figsize=(self.config.width_in, self.config.height_in), dpi=self.config.dpi)
-        FigureCanvasAgg(fig)
-        ax = fig.add_subplot(1, 1, 1)
-        return fig, ax
+        return new_figure(self.config.width_in, self.config.height_in, self.config.dpi)
 
     def _save(self, fig: Any, path: Path) -> Path:
-        fig.tight_layout()
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         try:
             fig.savefig(tmp, format="png", dpi=self.config.dpi)
@@ -86,63 +79,159 @@ class PlotReport(Reporter):
                 tmp.unlink()
         return path
 
-    @staticmethod
-    def _episode_bounds(ax: Any, episode: np.ndarray) -> None:
-        """Dotted vertical lines where a new episode starts (x = step index)."""
-        for i in np.flatnonzero(episode[1:] != episode[:-1]) + 1:
-            ax.axvline(i, color="grey", lw=0.6, ls=":")
-
     def _equity(self, result: "RunResult", path: Path) -> Path:
-        out = result.output
-        curve = equity_curve(out)[1:]  # one point per step (drop the leading 0)
-        fig, ax = self._figure()
-        x = np.arange(curve.size)
-        ax.plot(x, curve, lw=0.9, color="tab:blue")
-        ax.axhline(0, color="black", lw=0.5)
-        self._episode_bounds(ax, out.steps["episode"].to_numpy())
-        ax.set_title(f"{result.strategy_name} on {result.dataset_name}: equity (episodes chained)")
-        ax.set_xlabel("decision step")
-        ax.set_ylabel(f"equity ({out.instrument.currency})")
-        return self._save(fig, path)
+        return self._save(equity_figure(result, self.config), path)
 
     def _inventory(self, result: "RunResult", path: Path) -> Path:
-        out = result.output
-        pos = out.steps["position"].to_numpy(dtype=float)
-        fig, ax = self._figure()
-        ax.step(np.arange(pos.size), pos, where="post", lw=0.8, color="tab:purple")
-        ax.axhline(0, color="black", lw=0.5)
-        self._episode_bounds(ax, out.steps["episode"].to_numpy())
-        ax.set_title(f"{result.strategy_name} on {result.dataset_name}: inventory")
-        ax.set_xlabel("decision step")
-        ax.set_ylabel("position")
-        return self._save(fig, path)
+        return self._save(inventory_figure(result, self.config), path)
 
     def _quotes(self, result: "RunResult", path: Path) -> Path:
-        out = result.output
-        steps, fills = out.steps, out.fills
-        ep = self.config.episode if self.config.episode is not None else steps["episode"].iloc[0]
-        s = steps[steps["episode"] == ep]
-        fig, ax = self._figure()
-        tick = out.instrument.tick_size
-        if len(s) == 0:
-            ax.text(0.5, 0.5, f"episode {ep} has no decision steps", ha="center", transform=ax.transAxes)
-            return self._save(fig, path)
-        t0 = int(s["ts"].iloc[0])
-        t1 = t0 + int(self.config.window_s * 1e9)
-        s = s[s["ts"] <= t1]
-        x = (s["ts"].to_numpy() - t0) / 1e9
-        ax.step(x, s["mid"].to_numpy(dtype=float) * tick, where="post", lw=0.8, color="black", label="mid")
-        ax.step(x, s["bid_quote"].to_numpy(dtype=float) * tick, where="post", lw=0.7, color="tab:green", label="our bid")
-        ax.step(x, s["ask_quote"].to_numpy(dtype=float) * tick, where="post", lw=0.7, color="tab:red", label="our ask")
-        if len(fills):
-            f = fills[(fills["episode"] == ep) & (fills["ts"] >= t0) & (fills["ts"] <= t1)]
-            fx = (f["ts"].to_numpy() - t0) / 1e9
-            fp = f["price"].to_numpy(dtype=float) * tick
-            buy = f["side"].to_numpy() > 0
-            ax.scatter(fx[buy], fp[buy], marker="^", color="tab:green", s=28, zorder=3, label="buy fill")
-            ax.scatter(fx[~buy], fp[~buy], marker="v", color="tab:red", s=28, zorder=3, label="sell fill")
-        ax.set_title(f"{result.strategy_name}: quotes, episode {ep}, first {self.config.window_s:g} s")
-        ax.set_xlabel("seconds from episode start")
-        ax.set_ylabel("price")
-        ax.legend(loc="upper left", fontsize="small")
-        return self._save(fig, path)
+        return self._save(quotes_figure(result, self.config), path)
+
+
+# ------------------------------------------------------------------------------- figures
+def new_figure(width_in: float, height_in: float, dpi: int, rows: int = 1, ratios: tuple[float, ...] | None = None) -> tuple[Any, Any]:
+    """A matplotlib Figure on the Agg canvas (no pyplot) and its axes (one, or ``rows`` sharing x)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width_in, height_in), dpi=dpi, layout="constrained")
+    FigureCanvasAgg(fig)
+    if rows == 1:
+        return fig, fig.add_subplot(1, 1, 1)
+    return fig, fig.subplots(rows, 1, sharex=True, gridspec_kw={"height_ratios": list(ratios or [1] * rows)})
+
+
+#: A pause between decision steps longer than this many median intervals (a session break, a
+#: weekend) is drawn as this many intervals, so trading time fills the x-axis.
+GAP_CAP_STEPS = 50
+
+
+def trading_time(ts: np.ndarray) -> np.ndarray:
+    """x positions (seconds) of decision times ``ts`` (ns) with long pauses shortened to
+    :data:`GAP_CAP_STEPS` median intervals; labelled with the real clock times by :func:`_time_axis`."""
+    ts = np.asarray(ts, dtype=np.int64)
+    if ts.size < 2:
+        return np.zeros(ts.size)
+    dt = np.diff(ts).astype(float) / 1e9
+    cap = GAP_CAP_STEPS * max(float(np.median(dt)), 1e-9)
+    return np.concatenate([[0.0], np.cumsum(np.minimum(dt, cap))])
+
+
+def _episode_bounds(ax: Any, x: np.ndarray, episode: np.ndarray) -> None:
+    """Dotted vertical lines where a new episode starts."""
+    for i in np.flatnonzero(episode[1:] != episode[:-1]) + 1:
+        ax.axvline(x[i], color="grey", lw=0.6, ls=":")
+
+
+def _time_axis(ax: Any, x: np.ndarray, ts: np.ndarray) -> None:
+    """Label trading-time positions ``x`` with the clock time (UTC) of the nearest step; mark the
+    shortened pauses."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    ts = np.asarray(ts, dtype=np.int64)
+    if ts.size == 0:
+        return
+    span_days = (ts[-1] - ts[0]) / 86_400e9
+    fmt = "%m-%d %H:%M" if span_days >= 1 else "%H:%M:%S"
+
+    def label(v: float, _pos: int) -> str:
+        i = int(np.clip(np.searchsorted(x, v), 0, ts.size - 1))
+        return np.datetime64(int(ts[i]), "ns").astype("datetime64[s]").item().strftime(fmt)
+
+    ax.xaxis.set_major_locator(MaxNLocator(8))
+    ax.xaxis.set_major_formatter(FuncFormatter(label))
+    if ts.size > 1:
+        dt = np.diff(ts)
+        for i in np.flatnonzero(dt > GAP_CAP_STEPS * np.median(dt)):
+            ax.axvline(x[i + 1], color="tab:orange", lw=0.8, alpha=0.6)
+    ax.set_xlabel("time (UTC; orange: a pause in trading, shortened)")
+
+
+def equity_figure(result: "RunResult", cfg: Any) -> Any:
+    """Equity (episodes chained) over time, with its drawdown below."""
+    out = result.output
+    curve = equity_curve(out)[1:]  # one point per step (drop the leading 0)
+    ts = out.steps["ts"].to_numpy(dtype=np.int64)
+    t = trading_time(ts)
+    cur = out.instrument.currency
+    fig, (ax, dd) = new_figure(cfg.width_in, cfg.height_in * 1.4, cfg.dpi, rows=2, ratios=(3, 1))
+    ax.plot(t, curve, lw=0.9, color="tab:blue")
+    ax.axhline(0, color="black", lw=0.5)
+    _episode_bounds(ax, t, out.steps["episode"].to_numpy())
+    ax.set_title(f"{result.strategy_name} on {result.dataset_name} ({result.split or 'replay'} split): equity, episodes chained")
+    ax.set_ylabel(f"equity ({cur})")
+    draw = curve - np.maximum.accumulate(np.concatenate([[0.0], curve]))[1:]
+    dd.fill_between(t, draw, 0, color="tab:red", alpha=0.4, lw=0)
+    dd.set_ylabel(f"drawdown ({cur})")
+    _time_axis(dd, t, ts)
+    return fig
+
+
+def inventory_figure(result: "RunResult", cfg: Any) -> Any:
+    """Position over time."""
+    out = result.output
+    pos = out.steps["position"].to_numpy(dtype=float)
+    ts = out.steps["ts"].to_numpy(dtype=np.int64)
+    t = trading_time(ts)
+    fig, ax = new_figure(cfg.width_in, cfg.height_in, cfg.dpi)
+    ax.step(t, pos, where="post", lw=0.8, color="tab:purple")
+    ax.axhline(0, color="black", lw=0.5)
+    _episode_bounds(ax, t, out.steps["episode"].to_numpy())
+    ax.set_title(f"{result.strategy_name} on {result.dataset_name}: inventory")
+    ax.set_ylabel(f"position ({out.instrument.symbol} units)")
+    _time_axis(ax, t, ts)
+    return fig
+
+
+def quotes_figure(result: "RunResult", cfg: Any) -> Any:
+    """Our quotes and fills over the market's best bid / ask (the local view), one episode window."""
+    out = result.output
+    steps, fills = out.steps, out.fills
+    ep = cfg.episode if cfg.episode is not None else steps["episode"].iloc[0]
+    s = steps[steps["episode"] == ep]
+    fig, ax = new_figure(cfg.width_in, cfg.height_in, cfg.dpi)
+    tick = out.instrument.tick_size
+    if len(s) == 0:
+        ax.text(0.5, 0.5, f"episode {ep} has no decision steps", ha="center", transform=ax.transAxes)
+        return fig
+    t0 = int(s["ts"].iloc[0])
+    t1 = t0 + int(cfg.window_s * 1e9)
+    s = s[s["ts"] <= t1]
+    ts = s["ts"].to_numpy(dtype=np.int64)
+    x = trading_time(ts)
+    bb, ba = s["best_bid"].to_numpy(dtype=float) * tick, s["best_ask"].to_numpy(dtype=float) * tick
+    ax.fill_between(x, bb, ba, step="post", color="lightgrey", alpha=0.7, lw=0, label="market bid–ask")
+    ax.step(x, s["mid"].to_numpy(dtype=float) * tick, where="post", lw=0.6, color="black", label="mid")
+    ax.step(x, s["bid_quote"].to_numpy(dtype=float) * tick, where="post", lw=0.8, color="tab:green", label="our bid")
+    ax.step(x, s["ask_quote"].to_numpy(dtype=float) * tick, where="post", lw=0.8, color="tab:red", label="our ask")
+    if len(fills):
+        f = fills[(fills["episode"] == ep) & (fills["ts"] >= t0) & (fills["ts"] <= t1)]
+        fx = np.interp(f["ts"].to_numpy(dtype=np.int64).astype(float), ts.astype(float), x)
+        fp = f["price"].to_numpy(dtype=float) * tick
+        buy = f["side"].to_numpy() > 0
+        ax.scatter(fx[buy], fp[buy], marker="^", color="tab:green", s=28, zorder=3, label="buy fill")
+        ax.scatter(fx[~buy], fp[~buy], marker="v", color="tab:red", s=28, zorder=3, label="sell fill")
+    ax.set_title(f"{result.strategy_name}: quotes, episode {ep}, first {cfg.window_s:g} s")
+    ax.set_ylabel(f"price ({out.instrument.currency})")
+    _time_axis(ax, x, ts)
+    ax.legend(loc="upper left", fontsize="small")
+    return fig
+
+
+def markout_figure(result: "RunResult", cfg: Any) -> Any:
+    """The markout curve: mean signed markout of our fills against the horizon."""
+    from cmm_bt.metrics import MARKOUT_HORIZONS_S
+
+    m = result.metrics
+    h = np.array(list(MARKOUT_HORIZONS_S.values()))
+    v = np.array([m.get(k, np.nan) for k in MARKOUT_HORIZONS_S], dtype=float)
+    fig, ax = new_figure(cfg.width_in * 0.6, cfg.height_in, cfg.dpi)
+    ax.plot(h, v, marker="o", color="tab:blue")
+    ax.axhline(0, color="black", lw=0.5)
+    ax.set_xscale("log")
+    ax.set_xticks(h, [f"{x:g}" for x in h])
+    ax.set_xlabel("seconds after the fill")
+    ax.set_ylabel("markout (ticks per unit, + = good for us)")
+    ax.set_title("Markout curve")
+    return fig

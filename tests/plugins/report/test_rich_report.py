@@ -70,7 +70,7 @@ def test_sparkline_shape():
     assert sparkline([], 10) == ""
 
 
-def test_registration_hook_registers_both_reporters():
+def test_registration_hook_registers_the_reporters():
     import cmm_bt_plugins.report as plugin
 
     pm = pluggy.PluginManager("cmm_bt")
@@ -78,8 +78,10 @@ def test_registration_hook_registers_both_reporters():
     pm.register(plugin)
     got = []
     pm.hook.cmm_bt_register_reporters(register=lambda cls, aliases=(): got.append(cls))
-    assert set(got) == {RichReport, PlotReport}
-    assert {c.name for c in got} == {"rich", "plots"}
+    from cmm_bt_plugins.report.html import HtmlReport
+
+    assert set(got) == {RichReport, PlotReport, HtmlReport}
+    assert {c.name for c in got} == {"rich", "plots", "html"}
 
 
 def test_registration_module_does_not_import_matplotlib():
