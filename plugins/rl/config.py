@@ -121,8 +121,10 @@ class TrainParams(Params):
     vec_env: Literal["dummy", "subproc"] = Field("dummy", description="'dummy': the environments in this process, one after "
                                                   "another (DummyVecEnv); 'subproc': one process each (SubprocVecEnv).")
     eval_every: int = Field(10_000, gt=0, description="Timesteps between two evaluations on the validation split (and one at the end).")
-    select: Literal["best", "last"] = Field("best", description="'best': keep the policy with the highest validation PnL; "
-                                            "'last': the policy at the end of training.")
+    select: Literal["best", "last"] = Field("best", description="'best': keep the policy of the evaluation with the highest "
+                                            "select_metric; 'last': the policy at the end of training.")
+    select_metric: Literal["reward", "pnl"] = Field("reward", description="What 'best' means: the mean validation episode "
+                                                    "reward (the training objective) or the validation PnL.")
     net_arch: list[int] = Field(default_factory=lambda: [64, 64], min_length=1, max_length=8,
                                 description="Hidden layer sizes of the policy (and value / Q) network.")
     activation: Literal["tanh", "relu"] | None = Field(None, description="Hidden activation; default: the algorithm's (tanh for "

@@ -1,4 +1,4 @@
-"""The training curve as a PNG: mean training episode reward and validation PnL against timesteps."""
+"""The training curve as a PNG: mean episode reward (training, validation) and validation PnL against timesteps."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pandas as pd
 
 
 def curve_png(curve: pd.DataFrame, title: str = "training", dpi: int = 100) -> bytes:
-    """Two panels over timesteps: training reward (mean of the last 100 episodes) and validation PnL
-    (the engine's backtest of the validation split), the selected evaluation marked."""
+    """Two panels over timesteps: mean episode reward (training: the last 100 episodes; validation) and
+    validation PnL (the engine's backtest of the validation split), the selected evaluation marked."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -20,8 +20,10 @@ def curve_png(curve: pd.DataFrame, title: str = "training", dpi: int = 100) -> b
     x = curve["timesteps"].to_numpy(np.float64)
     y = curve["train_reward_mean"].to_numpy(np.float64)
     ok = np.isfinite(y)
-    ax1.plot(x[ok], y[ok], marker="o", ms=3, color="tab:blue")
-    ax1.set_title("mean training episode reward")
+    ax1.plot(x[ok], y[ok], marker="o", ms=3, color="tab:blue", label="training (last 100 episodes)")
+    ax1.plot(x, curve["validation_reward"].to_numpy(np.float64), marker="s", ms=3, color="tab:orange", label="validation")
+    ax1.legend(loc="best")
+    ax1.set_title("mean episode reward")
     ax1.set_xlabel("timesteps")
     ax1.grid(alpha=0.3)
     v = curve["validation_pnl"].to_numpy(np.float64)

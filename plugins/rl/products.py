@@ -20,7 +20,7 @@ from cmm_bt_plugins.rl.actions import ActionMap
 from cmm_bt_plugins.rl.forward import Network, pack
 from cmm_bt_plugins.rl.observations import Normaliser, feature_columns
 
-CURVE_COLUMNS = ["timesteps", "episodes", "train_reward_mean", "validation_pnl", "validation_pnl_mean",
+CURVE_COLUMNS = ["timesteps", "episodes", "train_reward_mean", "validation_reward", "validation_pnl",
                  "validation_fills", "validation_max_abs_position", "elapsed_s", "selected"]
 
 
@@ -79,6 +79,7 @@ class TrainedPolicy:
             "rl_train_timesteps": float(i["timesteps"]),
             "rl_selected_timestep": float(i["selected_timestep"]),
             "rl_validation_pnl": float(i["selected_validation_pnl"]),
+            "rl_validation_reward": float(i["selected_validation_reward"]),
             "rl_train_episodes": float(i["episodes"]),
             "rl_train_wall_s": float(i["wall_s"]),
             "rl_train_steps_per_s": float(i["timesteps"]) / max(float(i["wall_s"]), 1e-9),

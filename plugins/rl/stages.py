@@ -62,7 +62,7 @@ class RLTrainStage(Stage):
                              "gymnasium": gymnasium.__version__}}
 
     def run(self, ctx: StageContext) -> TrainedPolicy:
-        from cmm_bt_plugins.rl.training import fit_normaliser, split_env_data, train, validation_set
+        from cmm_bt_plugins.rl.training import fit_normaliser, split_env_data, train, validation_data
 
         run = ctx.run
         engine = EngineConfig(**run.strategy.engine)
@@ -74,7 +74,7 @@ class RLTrainStage(Stage):
                               file=run.where, key="rl.params.env.episode_length_s")
         if "validation" not in run.splits:
             raise ConfigError("model selection needs a validation split", file=run.where, key="split")
-        val = validation_set(ctx.market, engine, run.splits["validation"], norm)
+        val = validation_data(ctx.market, engine, run.splits["validation"], env, norm)
         return train(self.algo, data, val, norm, seed=ctx.seed, console=ctx.console, label=f"rl-train {self.algo.name}")
 
     def save(self, product: TrainedPolicy, folder: Path) -> None:

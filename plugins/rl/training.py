@@ -2,12 +2,14 @@
 
 * :func:`split_env_data` builds what the environments of one split share: the engine replay of the
   split's sessions, the standardised feature windows on its grid and the random episode starts.
-* :func:`validation_set` is the validation split on the *engine's* grid (its episodes, its settings):
-  a model is evaluated by the engine's own backtest of that split with the compiled policy
-  (:func:`evaluate_backtest`), so "validation PnL" is exactly what ``cmm-bt run -o split=validation``
-  reports for that policy.
+* :func:`validation_data` is the validation split on the *engine's* grid (its episodes, its settings):
+  a model is evaluated (:func:`evaluate`) by running the compiled policy through every validation
+  episode in order, which is the engine's backtest of that split (the pnl rewards of an episode add up
+  to the engine's episode PnL), so "validation PnL" is what ``cmm-bt run -o split=validation`` reports
+  for that policy, and "validation reward" is the training objective on unseen data.
 * :func:`train` runs SB3 (seeded, one torch thread) with a callback that evaluates every
-  ``eval_every`` timesteps (and at the start and the end), keeps the best policy, records the curve
+  ``eval_every`` timesteps (and at the start and the end), keeps the best policy (``select_metric``:
+  the mean validation reward, or the validation PnL), records the curve
   and drives the progress display.
 
 The test split is never read here: the environments see the training split, model selection the
@@ -25,15 +27,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from cmm_bt.components import ExecutionPolicy
 from cmm_bt.data.schema import MarketData
 from cmm_bt.engine.config import EngineConfig
 from cmm_bt.errors import ConfigError
 
 from cmm_bt_plugins.rl.actions import ActionMap
-from cmm_bt_plugins.rl.env import EnvData, make_vec_env, random_starts
-from cmm_bt_plugins.rl.forward import Network, pack, rl_policy_quote
-from cmm_bt_plugins.rl.observations import Normaliser, feature_columns, feature_windows, raw_features
+from cmm_bt_plugins.rl.env import EnvData, MarketMakingEnv, make_vec_env, random_starts
+from cmm_bt_plugins.rl.forward import Network, act, pack
+from cmm_bt_plugins.rl.observations import Normaliser, feature_windows, raw_features
 from cmm_bt_plugins.rl.products import CURVE_COLUMNS, TrainedPolicy
 
 if TYPE_CHECKING:
@@ -91,53 +92,36 @@ def split_env_data(market: MarketData, engine: EngineConfig, span: tuple[int, in
 
 
 # ------------------------------------------------------------------------------------ validation
-@dataclass
-class ValidationSet:
-    """The validation split on the engine's grid: its span and the signal rows (feature windows) of its steps."""
-
-    market: MarketData
-    engine: EngineConfig
-    span: tuple[int, int]
-    signals: pd.DataFrame
-
-
-def validation_set(market: MarketData, engine: EngineConfig, span: tuple[int, int], norm: Normaliser) -> ValidationSet:
-    from cmm_bt.engine.loop import decision_grid
-
-    times, ids = decision_grid(market, engine, *span)
-    if times.size == 0:
-        raise ConfigError("the validation split has no decision step (model selection needs one)", key="split")
-    fs = raw_features(market, times, ids, norm.window, norm.levels)
-    frame = pd.DataFrame(feature_windows(fs, norm), columns=feature_columns(norm.window, norm.levels))
-    return ValidationSet(market, engine, span, frame)
+def validation_data(market: MarketData, engine: EngineConfig, span: tuple[int, int], env: "EnvParams",
+                    norm: Normaliser) -> EnvData:
+    """The validation split as environment data over the *engine's* episodes (its grid and settings)."""
+    try:
+        return split_env_data(market, engine, span, env, norm, sessions=False)
+    except ConfigError:
+        raise ConfigError("the validation split has no decision step (model selection needs one)", key="split") from None
 
 
-class CompiledOnly(ExecutionPolicy):
-    """An execution policy that is only a compiled quoting function (for evaluation backtests)."""
+def evaluate(params: np.ndarray, env: MarketMakingEnv) -> dict[str, float]:
+    """The compiled policy ``params`` on every episode of ``env`` (sequential, the engine's validation episodes).
 
-    name = "rl-compiled"
-
-    def __init__(self, fn, params: np.ndarray):
-        super().__init__(self.Config())
-        self._fast = (fn, params)
-
-    def compiled(self):
-        return self._fast
-
-    def quote(self, state):
-        raise RuntimeError("compiled only")
-
-
-def evaluate_backtest(params: np.ndarray, val: ValidationSet) -> dict[str, float]:
-    """The engine's backtest of the validation split with the compiled policy ``params``."""
-    from cmm_bt.engine.loop import run_backtest
-
-    out = run_backtest(val.market, CompiledOnly(rl_policy_quote, params), val.engine, signals=val.signals,
-                       start_ns=val.span[0], end_ns=val.span[1])
-    pnl = out.episodes["pnl"].to_numpy(np.float64)
-    return {"validation_pnl": float(pnl.sum()), "validation_pnl_mean": float(pnl.mean()) if pnl.size else float("nan"),
-            "validation_fills": float(len(out.fills)),
-            "validation_max_abs_position": float(out.episodes["max_abs_position"].max()) if len(out.episodes) else 0.0}
+    The pnl of an episode is the engine's episode PnL for these quotes (``tests/plugins/rl/test_env.py``):
+    this is the backtest of the validation split.
+    """
+    discrete = env.data.actions.kind == "discrete"
+    rewards, pnl, fills, max_pos = [], 0.0, 0, 0.0
+    for ep in range(len(env.data.replay.episodes)):
+        obs, _ = env.reset(options={"episode": ep})
+        total, done = 0.0, False
+        while not done:
+            idx, a0, a1 = act(params, obs.astype(np.float64))
+            obs, r, done, _, _ = env.step(idx if discrete else (a0, a1))
+            total += r
+            max_pos = max(max_pos, abs(env.stepper.position))
+        rewards.append(total)
+        pnl += env.episode_pnl
+        fills += env.stepper.n_fills
+    return {"validation_reward": float(np.mean(rewards)), "validation_pnl": float(pnl),
+            "validation_fills": float(fills), "validation_max_abs_position": float(max_pos)}
 
 
 # -------------------------------------------------------------------------------------- training
@@ -177,9 +161,10 @@ def _callback_class():
     class Selection(BaseCallback):
         """Evaluates on validation every ``every`` timesteps, keeps the best policy, drives the progress display."""
 
-        def __init__(self, evaluate, every: int, progress: _Progress, select: str):
+        def __init__(self, evaluate, every: int, progress: _Progress, select: str, metric: str):
             super().__init__(verbose=0)
             self.evaluate, self.every, self.progress, self.select = evaluate, every, progress, select
+            self.metric = f"validation_{metric}"
             self.rows: list[dict[str, Any]] = []
             self.best: tuple[float, int, dict] | None = None
             self.next_eval = every
@@ -198,8 +183,8 @@ def _callback_class():
             row = {"timesteps": ts, "episodes": self.episodes, "train_reward_mean": self.train_reward(), **res,
                    "elapsed_s": time.perf_counter() - self.t0, "selected": False}
             self.rows.append(row)
-            if self.select == "last" or self.best is None or res["validation_pnl"] > self.best[0]:
-                self.best = (res["validation_pnl"], len(self.rows) - 1, copy.deepcopy(self.model.policy.state_dict()))
+            if self.select == "last" or self.best is None or res[self.metric] > self.best[0]:
+                self.best = (res[self.metric], len(self.rows) - 1, copy.deepcopy(self.model.policy.state_dict()))
             self.progress.update(ts, row["train_reward_mean"], res["validation_pnl"])
 
         def _on_training_start(self) -> None:
@@ -219,9 +204,9 @@ def _callback_class():
     return Selection
 
 
-def train(algo: "RLAlgorithm", data: EnvData, val: ValidationSet, norm: Normaliser, *, seed: int,
+def train(algo: "RLAlgorithm", data: EnvData, val: EnvData, norm: Normaliser, *, seed: int,
           console: "Console | None" = None, label: str = "rl-train") -> TrainedPolicy:
-    """Train ``algo`` on the environments of ``data``; select on ``val``; return the trained policy."""
+    """Train ``algo`` on the environments of ``data``; select on ``val`` (:func:`validation_data`); return the policy."""
     import io
 
     import stable_baselines3
@@ -244,10 +229,12 @@ def train(algo: "RLAlgorithm", data: EnvData, val: ValidationSet, norm: Normalis
             modules, head = algo.actor(m)
             return Network.from_modules(modules, head)
 
-        def evaluate(m) -> dict[str, float]:
-            return evaluate_backtest(pack(network(m), data.actions, n_features), val)
+        val_env = MarketMakingEnv(val, mode="sequential")
 
-        cb = _callback_class()(evaluate, cfg.eval_every, progress, cfg.select)
+        def evaluate_model(m) -> dict[str, float]:
+            return evaluate(pack(network(m), data.actions, n_features), val_env)
+
+        cb = _callback_class()(evaluate_model, cfg.eval_every, progress, cfg.select, cfg.select_metric)
         model.learn(total_timesteps=cfg.total_timesteps, callback=cb, progress_bar=False)
         cb.run_eval()
         _, best_row, state = cb.best
@@ -267,11 +254,11 @@ def train(algo: "RLAlgorithm", data: EnvData, val: ValidationSet, norm: Normalis
     info = {
         "sb3_class": algo.sb3_name, "timesteps": int(model.num_timesteps), "episodes": int(cb.episodes),
         "selected_timestep": int(sel["timesteps"]), "selected_validation_pnl": float(sel["validation_pnl"]),
+        "selected_validation_reward": float(sel["validation_reward"]), "select_metric": cfg.select_metric,
         "wall_s": wall, "seed": int(seed), "reward": data.reward, "episode_steps": int(data.episode_steps),
         "n_envs": int(cfg.n_envs), "stable_baselines3": stable_baselines3.__version__, "torch": torch.__version__,
     }
     return TrainedPolicy(algo.name, buf.getvalue(), net, norm, data.actions, curve, info)
 
 
-__all__ = ["CompiledOnly", "ValidationSet", "episode_steps", "evaluate_backtest", "fit_normaliser", "split_env_data",
-           "train", "validation_set"]
+__all__ = ["episode_steps", "evaluate", "fit_normaliser", "split_env_data", "train", "validation_data"]

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from cmm_bt_plugins.rl.config import EnvParams
-from cmm_bt_plugins.rl.training import fit_normaliser, split_env_data, validation_set
+from cmm_bt_plugins.rl.training import fit_normaliser, split_env_data, validation_data
 
 #: A small PPO run: 20-second episodes, two environments, a few thousand steps.
 SMALL_PPO = {
     "total_timesteps": 4096, "n_envs": 2, "eval_every": 2048, "net_arch": [32, 32], "progress": False,
-    "env": {"episode_length_s": 20, "reward": "inventory-penalty", "inventory_penalty": 0.05},
-    "hyper": {"n_steps": 256, "batch_size": 128, "n_epochs": 4, "learning_rate": 0.001},
+    "env": {"episode_length_s": 20, "reward": "inventory-penalty", "inventory_penalty": 0.5, "position_limit": 3},
+    "hyper": {"n_steps": 128, "batch_size": 64, "n_epochs": 10, "learning_rate": 0.001},
 }
 
 
@@ -32,7 +32,7 @@ def train_small(synth, algo_cls, params: dict, *, seed: int = 0, market=None):
     market = market or synth.market
     norm = fit_normaliser(market, synth.engine, synth.run.splits["train"], algo.config.env)
     data = split_env_data(market, synth.engine, synth.run.splits["train"], algo.config.env, norm)
-    val = validation_set(market, synth.engine, synth.run.splits["validation"], norm)
+    val = validation_data(market, synth.engine, synth.run.splits["validation"], algo.config.env, norm)
     return train(algo, data, val, norm, seed=seed)
 
 
