@@ -1,7 +1,7 @@
 """Wall time of one 16-trial sweep of a classic market maker on 1 worker, 2 local workers and Ray with 2 CPUs.
 
     python benchmarks/sweep_scaling.py [--dataset cffex-if] [--strategy strategies/avellaneda-stoikov.yaml]
-                                       [--split all] [--interval-ms 20]
+                                       [--split all] [--interval-ms 50]
 
 The same 4 x 4 grid (``gamma`` x ``horizon_s`` for A-S) runs three times through the library API
 (:func:`cmm_bt.sweep.run_sweep`) in this process, each into a fresh folder so that nothing is reused:
@@ -39,7 +39,7 @@ def main() -> None:
     ap.add_argument("--dataset", default="cffex-if")
     ap.add_argument("--strategy", default=str(ROOT / "strategies" / "avellaneda-stoikov.yaml"))
     ap.add_argument("--split", default="all", help="split every trial replays (default: all eight days)")
-    ap.add_argument("--interval-ms", type=float, default=20.0, help="engine.decision_interval_ms of every trial")
+    ap.add_argument("--interval-ms", type=float, default=50.0, help="engine.decision_interval_ms of every trial")
     ap.add_argument("--data-root", default=None)
     args = ap.parse_args()
 
