@@ -18,7 +18,10 @@ class AvellanedaStoikov(CompiledQuoting, EstimatedPolicy):
     """Reservation price ``r = s - q γ σ² (T-t)`` and total spread ``γσ²(T-t) + (2/γ) ln(1 + γ/k)``.
 
     Units: ticks and seconds (σ in ticks/√s, k per tick, γ per tick); ``q`` is the position in
-    order lots (``position / order_qty``).  Quotes are ``r ∓ spread/2``, rounded outward and
+    order lots (``position / order_qty``).  Unless ``gamma`` is given, γ follows from the
+    scale-free ``risk_aversion`` γ̃: ``γ = γ̃ / (k σ² T)`` with ``T`` the horizon, i.e. at the start of
+    the horizon one lot of inventory moves the reservation price by ``γ̃ / k`` ticks — γ̃ times the
+    decay length of the fill intensity, whatever the instrument's tick, price or volatility.  Quotes are ``r ∓ spread/2``, rounded outward and
     clamped post-only.  ``quote`` and ``compiled()`` run
     :func:`cmm_bt_plugins.execution.kernels.avellaneda_stoikov_quote` (σ², ``(2/γ)·ln(1+γ/k)`` in its params).
     """
@@ -27,7 +30,10 @@ class AvellanedaStoikov(CompiledQuoting, EstimatedPolicy):
     kernel: ClassVar[str] = "avellaneda_stoikov_quote"
 
     class Config(QuotingParams, EstimationParams):
-        gamma: float = Field(0.1, gt=0, description="Risk aversion γ (per tick per lot).")
+        risk_aversion: float = Field(
+            0.5, gt=0, description="Scale-free risk aversion γ̃: one lot of inventory shifts the quotes by γ̃/k ticks at the "
+            "start of the horizon (γ = γ̃ / (k σ² T)); used unless `gamma` is given.")
+        gamma: float | None = Field(None, gt=0, description="Absolute risk aversion γ (per tick per lot); overrides `risk_aversion`.")
         sigma: float | None = Field(
             None, gt=0, description="Mid volatility σ, ticks per √second; default: estimated from the training split."
         )
@@ -61,9 +67,19 @@ class AvellanedaStoikov(CompiledQuoting, EstimatedPolicy):
         self.reset_compiled()
 
     @property
+    def gamma(self) -> float | None:
+        """γ in use: the configured one, else from ``risk_aversion`` (None before ``fit``)."""
+        c = self.config
+        if c.gamma is not None:
+            return c.gamma
+        if self.sigma is None or self.k is None or self.horizon_s is None:
+            return None
+        return c.risk_aversion / (self.k * self.sigma**2 * self.horizon_s)
+
+    @property
     def fitted(self) -> dict[str, float | None]:
         """The parameters in use (estimated or given)."""
-        return {"sigma": self.sigma, "k": self.k, "A": self.A, "horizon_s": self.horizon_s}
+        return {"sigma": self.sigma, "k": self.k, "A": self.A, "horizon_s": self.horizon_s, "gamma": self.gamma}
 
     def build_params(self, kernels) -> np.ndarray:
         c = self.config
@@ -73,7 +89,7 @@ class AvellanedaStoikov(CompiledQuoting, EstimatedPolicy):
             raise ConfigError("episode length unknown: call fit(context) first or set horizon_s", key="params.horizon_s")
         qty, limit = sizing(c, self.context)
         p = kernels.common_params(8, qty, limit, c.allow_inside_spread)
-        g = c.gamma
+        g = self.gamma
         p[kernels.AS_GAMMA], p[kernels.AS_VAR], p[kernels.AS_HORIZON] = g, self.sigma**2, self.horizon_s
         p[kernels.AS_FIXED] = 1.0 if c.horizon == "fixed" else 0.0
         p[kernels.AS_LOG] = (2.0 / g) * math.log1p(g / self.k)

@@ -30,6 +30,20 @@ def glft_coefficients(gamma: float, xi: float, delta: float, A: float, k: float)
     return c1, c2
 
 
+def gamma_for_skew(skew: float, sigma: float, xi: float | None, delta: float, A: float, k: float) -> float:
+    """The γ (ξ = γ unless given) whose GLFT skew ``σ·c2`` equals ``skew`` ticks per lot (bisection on log γ;
+    the skew grows with γ)."""
+    lo, hi = math.log(1e-12), math.log(1e6)
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        g = math.exp(mid)
+        if sigma * glft_coefficients(g, xi if xi is not None else g, delta, A, k)[1] < skew:
+            lo = mid
+        else:
+            hi = mid
+    return math.exp(0.5 * (lo + hi))
+
+
 class GLFT(CompiledQuoting, EstimatedPolicy):
     """Quotes at ``mid - (half_spread + skew·q)`` and ``mid + (half_spread - skew·q)`` where
     ``half_spread = c1 + Δ/2·σ·c2`` and ``skew = σ·c2`` (ticks; ``q`` = position in order lots).
@@ -43,7 +57,10 @@ class GLFT(CompiledQuoting, EstimatedPolicy):
     kernel: ClassVar[str] = "glft_quote"
 
     class Config(QuotingParams, EstimationParams):
-        gamma: float = Field(0.05, gt=0, description="Risk aversion γ.")
+        risk_aversion: float = Field(
+            0.5, gt=0, description="Scale-free risk aversion γ̃: γ is chosen so that one lot of inventory skews the quotes by "
+            "γ̃/k ticks (σ·c2 = γ̃/k); used unless `gamma` is given.")
+        gamma: float | None = Field(None, gt=0, description="Absolute risk aversion γ (per tick); overrides `risk_aversion`.")
         xi: float | None = Field(
             None, gt=0, description="ξ of the objective (ξ=γ: CARA utility; ξ→0: mean-variance); default: γ."
         )
@@ -71,10 +88,21 @@ class GLFT(CompiledQuoting, EstimatedPolicy):
         self.reset_compiled()
 
     @property
+    def gamma(self) -> float | None:
+        """γ in use: the configured one, else the γ whose skew σ·c2 is ``risk_aversion / k`` (None before ``fit``)."""
+        c = self.config
+        if c.gamma is not None:
+            return c.gamma
+        if self.sigma is None or self.A is None or self.k is None:
+            return None
+        return gamma_for_skew(c.risk_aversion / self.k, self.sigma, c.xi, c.delta, self.A, self.k)
+
+    @property
     def fitted(self) -> dict[str, float | None]:
         """The parameters in use (estimated or given) and the resulting half-spread and skew."""
         out = {"sigma": self.sigma, "A": self.A, "k": self.k}
         if None not in out.values():
+            out["gamma"] = self.gamma
             out["half_spread"], out["skew"] = self.half_spread_and_skew()
         return out
 
@@ -83,7 +111,8 @@ class GLFT(CompiledQuoting, EstimatedPolicy):
         if self.sigma is None or self.A is None or self.k is None:
             raise ConfigError("sigma, A and k are unknown: call fit(context) first or set them", key="params")
         if self._coef is None:
-            self._coef = glft_coefficients(c.gamma, c.xi if c.xi is not None else c.gamma, c.delta, self.A, self.k)
+            g = self.gamma
+            self._coef = glft_coefficients(g, c.xi if c.xi is not None else g, c.delta, self.A, self.k)
         c1, c2 = self._coef
         half = (c1 + 0.5 * c.delta * self.sigma * c2) * c.spread_mult
         skew = self.sigma * c2 * c.skew_mult
