@@ -41,9 +41,9 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks of 
 
 
 def _add_commands() -> None:
-    from cmm_bt.cli import compare, data, plan, plugins, run, schema, sweep, validate
+    from cmm_bt.cli import compare, data, plan, plugins, run, schema, study, sweep, validate
 
-    for module in (run, compare, plan, sweep, validate, schema, plugins):
+    for module in (run, compare, plan, sweep, study, validate, schema, plugins):
         app.command(name=module.NAME, help=module.__doc__)(module.command)
     app.add_typer(data.app, name="data")
 
