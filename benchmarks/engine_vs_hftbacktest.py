@@ -76,14 +76,23 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--replay-only", action="store_true", help="no orders: replay and the decision loop only")
     ap.add_argument("--repeat", type=int, default=7, help="timed runs per engine (medians reported)")
     ap.add_argument("--cache-dir", default=None, help="cache hftbacktest's converted array here")
+    ap.add_argument("--tick-size", type=float, default=None, help="price tick, for a symbol the binance plugin does not know")
+    ap.add_argument("--lot-size", type=float, default=None, help="order/lot size (default: the dataset manifests' lot, else 1)")
+    ap.add_argument("--contract-size", type=float, default=None,
+                    help="inverse (coin-margined) contract value in USD: not supported yet by cmm-bt's engine (exit 2)")
     a = ap.parse_args(argv)
     files = [Path(f) for f in a.data]
 
     t = time.perf_counter()
     ours_src = BinanceCapture(BinanceCapture.Config())
-    probe = ours_src.load(files, None, files[0].parent)
-    key = (probe.meta["market"], probe.meta["symbol"])
-    inst = Instrument(probe.meta["symbol"], KNOWN_TICKS[key], 1.0, LOTS.get(key, 1.0), "USDT")
+    probe = ours_src.load(files, None, files[0].parent) if a.tick_size is None else None
+    if a.contract_size is not None:
+        raise SystemExit("error: --contract-size: inverse (coin-margined) contracts are not implemented in cmm-bt's engine yet")
+    key = (probe.meta["market"], probe.meta["symbol"]) if probe is not None else None
+    if a.tick_size is None and key not in KNOWN_TICKS:
+        raise SystemExit(f"error: no known tick size for {key}: pass --tick-size")
+    tick = a.tick_size if a.tick_size is not None else KNOWN_TICKS[key]
+    inst = Instrument(key[1] if key else files[0].name, tick, 1.0, a.lot_size or LOTS.get(key, 1.0), "USDT")
     market = ours_src.load(files, inst, files[0].parent)
     load_ours = time.perf_counter() - t
     t = time.perf_counter()

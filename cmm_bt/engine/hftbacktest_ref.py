@@ -117,10 +117,20 @@ def engine_config(spec: MMSpec = MMSpec(), **overrides) -> EngineConfig:
 
 
 # ------------------------------------------------------------------------------ hftbacktest side
+def _ns_prefix(raw: bytes, sp: int) -> bytes:
+    """The line's local timestamp as 19-digit nanoseconds (hftbacktest's converter slices 19 characters):
+    µs (the 2023 captures) and ms prefixes are scaled up."""
+    ts = int(raw[:sp])
+    while ts < 10**17:  # µs (16 digits) or ms (13 digits) since 1970
+        ts *= 1000
+    return str(ts).encode()
+
+
 def _spot_as_futures(lines: io.BufferedReader, out) -> None:
-    """Rewrite spot capture lines so hftbacktest's futures converter reads them: ``T = E`` for depth
-    diffs, ``X = MARKET`` for trades, drop ``bookTicker`` lines (no ``e``), and a REST snapshot (no time
-    at all) takes the ``E`` of the message before it.  Futures lines pass unchanged."""
+    """Rewrite capture lines so hftbacktest's futures converter reads them: local timestamps in ns,
+    for spot ``T = E`` for depth diffs, ``X = MARKET`` for trades, drop ``bookTicker`` lines (no ``e``),
+    and a REST snapshot (no time at all) takes the ``E`` of the message before it.  Other futures lines
+    pass unchanged."""
     import json
 
     last_e = None
@@ -128,6 +138,9 @@ def _spot_as_futures(lines: io.BufferedReader, out) -> None:
         sp = raw.find(b" ")
         if sp <= 0:
             continue
+        if sp != 19:
+            prefix = _ns_prefix(raw, sp)
+            raw, sp = prefix + raw[sp:], len(prefix)
         msg = json.loads(raw[sp + 1:])
         data = msg.get("data", msg)
         changed = False
