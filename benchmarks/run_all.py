@@ -14,6 +14,7 @@ BENCHES = [
     ["compiled_policies.py"],
     ["engine_vs_hftbacktest.py", "--data", str(Path(os.environ.get("CMM_BT_DATA_ROOT", "datasets")) / "binance/usdm/btcusdt_20240808.gz")],
     ["cmm_latency.py"],
+    ["rl_env.py"],
     ["cached_run.py", "strategies/llm-teacher.yaml"],
 ]
 
