@@ -13,7 +13,7 @@ from .conftest import cmm_bt, install_example
 ROOT = Path(__file__).resolve().parents[2]
 TEACHER = ["-o", "teacher.name=random-features",
            "-o", "teacher.params={inputs: {window: 32, levels: 5, horizon: 10}, stride: 5, max_samples: 200, replay_max_samples: 240, depth: 4}",
-           "-o", "students.params.max_epochs=3", "-o", "students.params.latency_steps=50"]
+           "-o", "students.params.max_epochs=2", "-o", "students.params.latency_steps=50", "-o", "students.params.max_train_rows=1000"]
 
 
 @pytest.fixture(scope="module")
