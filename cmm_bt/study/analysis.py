@@ -176,7 +176,7 @@ def study_markdown(result: "StudyResult", rows: list[dict], paired: list[dict], 
     by = {(r["dataset"], r["strategy"], r["metric"]): r for r in rows}
     pair = {(p["dataset"], p["a"]): p for p in paired}
     for ds in st.datasets:
-        lines += [f"## {ds}", "", "| Strategy | EPnL [95 % CI] | PnLMAP [CI] | Sharpe [CI] | MAP | Fills / episode | Episodes × seeds | EPnL − "
+        lines += [f"## {ds}", "", "| Strategy | EPnL [95 % CI] | PnLMAP [CI] | Sharpe [CI] | MAP | Fills / episode | Episodes (seeds) | EPnL − "
                   f"{st.reference} [CI], p | MCS p | Tuned |", "|" + "---|" * 10]
         for name in st.strategies:
             if (ds, name, "epnl") not in by:
@@ -192,7 +192,7 @@ def study_markdown(result: "StudyResult", rows: list[dict], paired: list[dict], 
             tuned_s = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in tuned["params"].items()) if tuned else "—"
             r0 = by[ds, name, "epnl"]
             lines.append(f"| {name} | {cell('epnl')} | {cell('pnl_map')} | {cell('sharpe')} | {cell('map', False)} | {cell('fills', False)} | "
-                         f"{r0['n_episodes']} ({r0['n_seeds']} seeds) | {vs} | {_fmt(mcs.get(ds, {}).get(name, math.nan))} | {tuned_s} |")
+                         f"{r0['n_episodes']} ({r0['n_distinct_seeds']} distinct of {r0['n_seeds']} seeds) | {vs} | {_fmt(mcs.get(ds, {}).get(name, math.nan))} | {tuned_s} |")
         lines.append("")
     return "\n".join(lines) + "\n"
 

@@ -62,7 +62,7 @@ def study_html(result: "StudyResult", rows: list[dict], paired: list[dict], mcs:
             e, s = by[ds, n, "epnl"], by[ds, n, "sharpe"]
             p = pair.get((ds, n))
             table.append([n, f"{_f(e['mean'])} [{_f(e['ci_low'])}, {_f(e['ci_high'])}]", f"{_f(s['mean'])} [{_f(s['ci_low'])}, {_f(s['ci_high'])}]",
-                          _f(by[ds, n, "map"]["mean"]), f"{e['n_episodes']} × {e['n_seeds']}",
+                          _f(by[ds, n, "map"]["mean"]), f"{e['n_episodes']} ({e['n_distinct_seeds']} distinct of {e['n_seeds']} seeds)",
                           "reference" if n == st.reference else ("n/a" if p is None else f"{_f(p['diff_mean'])}, p {_f(p['p_value'])}"),
                           _f(mcs.get(ds, {}).get(n, math.nan))])
         fig, ax = _figure(8, 0.5 + 0.45 * len(names))
@@ -88,7 +88,7 @@ def study_html(result: "StudyResult", rows: list[dict], paired: list[dict], mcs:
         ax.set_ylabel(f"equity ({cur})")
         ax.set_title(f"seed {st.seeds[0]}")
         ax.legend(fontsize="small")
-        datasets.append({"name": ds, "columns": ["Strategy", "EPnL [95 % CI]", "Sharpe [CI]", "MAP", "Episodes × seeds",
+        datasets.append({"name": ds, "columns": ["Strategy", "EPnL [95 % CI]", "Sharpe [CI]", "MAP", "Episodes (seeds)",
                                                  f"− {st.reference} (paired), p", "MCS p"], "rows": table, "whiskers": whiskers, "equity": _png(fig)})
     intro = (f"Test split, seeds {st.seeds}; every strategy tuned with {st.tuning.trials} trials ({st.tuning.search}) on the "
              f"{st.tuning.split} split by {st.tuning.metric}; intervals by bootstrap over seeds × episodes; reference {st.reference}.")
