@@ -1,18 +1,22 @@
 """CMM decision latency versus the LLM teacher's, batch 1, CPU, in one process.
 
 CMM decision = every student forward (default family set: 3 layer + 3 task + 2 data students)
-plus the Hájek-MoE over each task's experts, timed per decision over ``--steps`` decisions
-(p50 / p99) on the compact path the pipeline reports (``cmm_bt_plugins.cmm.fast.FastCMM``: the
-step's window, its standardisation, all students, the mixture; weight export not timed).  For
-reference the torch batch-1 path (``StudentSet.predict`` + ``stages.mix_experts``) is timed over
-``--torch-steps`` decisions.  Teacher decision = tokenise + forward + pooling of one prompt by the
+plus the Hájek-MoE over each task's experts, timed per decision over ``--steps`` consecutive
+decision steps (p50 / p99) on the path the pipeline reports
+(``cmm_bt_plugins.cmm.incremental.IncrementalCMM``, one compiled call per step: the new step row's
+standardisation and compression into the students' window rings, all students, the mixture; weight
+export not timed).  For reference, in the same rounds (alternating, ``--rounds``), the whole-window
+path ``cmm_bt_plugins.cmm.fast.FastCMM`` (every step of the window recomputed) and, over
+``--torch-steps`` decisions, the torch batch-1 path (``StudentSet.predict`` + ``stages.mix_experts``).  Teacher decision = tokenise + forward + pooling of one prompt by the
 ``hf-causal-lm`` plugin (SmolLM2-135M by default), over ``--teacher-steps`` prompts.  Latency does
 not depend on the weights, so the students here are freshly initialised (same architectures and
 sizes as in training).
 
 Usage::
 
-    .venv/bin/python benchmarks/cmm_latency.py [--student mlp|gru|tcn] [--steps 2000] [--no-teacher]
+    .venv/bin/python benchmarks/cmm_latency.py [--student mlp|gru|tcn] [--steps 2000] [--rounds 4] [--no-teacher]
+
+(``gru`` / ``tcn`` students have no incremental path: their reported path is the whole-window one.)
 
 Last line: ``cmm_p50_us=<a> cmm_p99_us=<b> teacher_p50_us=<c> teacher_p99_us=<d> ratio=<c/a>``.
 """
@@ -73,7 +77,8 @@ def torch_latency(students, moe, X: np.ndarray, steps: int) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--student", default="mlp", choices=["mlp", "gru", "tcn"])
-    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--steps", type=int, default=2000, help="decisions timed on the reported path (and on the whole-window path)")
+    ap.add_argument("--rounds", type=int, default=4, help="alternating rounds of the reported and the whole-window path")
     ap.add_argument("--teacher-steps", type=int, default=20)
     ap.add_argument("--torch-steps", type=int, default=300, help="decisions timed on the torch reference path (0: skip)")
     ap.add_argument("--window", type=int, default=32)
@@ -87,12 +92,29 @@ def main(argv: list[str] | None = None) -> int:
 
     n_features = 4 * args.levels + 5
     rng = np.random.default_rng(0)
-    X = rng.normal(size=(256, args.window, n_features)).astype(np.float32)
+    # consecutive steps, windows as FeatureSet lays them out: X[i] = rows i .. i + W - 1
+    rows = rng.normal(size=(args.steps // args.rounds + args.window + 10, n_features)).astype(np.float32)
+    X = np.lib.stride_tricks.sliding_window_view(rows, args.window, axis=0).transpose(0, 2, 1)
     students = build_students(args.student, args.window, n_features)
     moe = HajekMoE(HajekMoE.Config())
-    cmm = decision_latency(students, moe, X, args.steps)
-    result = {"student": args.student, "students": len(students.students), "student_params": students.n_params, "cmm_us": cmm}
-    print(f"CMM ({len(students.students)} x {args.student}, {students.n_params} params) + Hajek-MoE, fast path: p50 {cmm['p50']:.0f} us, p99 {cmm['p99']:.0f} us over {int(cmm['samples'])} decisions")
+    per = max(1, args.steps // args.rounds)
+    parts: dict[str, list[np.ndarray]] = {"cmm": [], "windows": []}
+    path = ""
+    for _ in range(args.rounds):  # the reported path and the whole-window path alternately, same machine load
+        lat = decision_latency(students, moe, X, per, step_rows=rows)
+        path = lat["path"]
+        parts["cmm"].append(lat["times"])
+        parts["windows"].append(decision_latency(students, moe, X, per)["times"])
+    stats = {k: {"p50": float(np.percentile(np.concatenate(v), 50)), "p99": float(np.percentile(np.concatenate(v), 99)),
+                 "samples": float(sum(len(a) for a in v))} for k, v in parts.items()}
+    cmm = stats["cmm"]
+    result = {"student": args.student, "students": len(students.students), "student_params": students.n_params, "cmm_path": path,
+              "cmm_us": cmm, "windows_path_us": stats["windows"]}
+    print(f"CMM ({len(students.students)} x {args.student}, {students.n_params} params) + Hajek-MoE, {path} path: p50 {cmm['p50']:.1f} us, "
+          f"p99 {cmm['p99']:.1f} us over {int(cmm['samples'])} decisions")
+    w = stats["windows"]
+    print(f"CMM whole-window path (FastCMM, reference): p50 {w['p50']:.1f} us, p99 {w['p99']:.1f} us over {int(w['samples'])} decisions "
+          f"({w['p50'] / cmm['p50']:.1f}x the {path} path's p50)")
     if args.torch_steps:
         ref = torch_latency(students, moe, X, args.torch_steps)
         result["torch_path_us"] = ref

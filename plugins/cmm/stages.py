@@ -101,27 +101,56 @@ def predict_chunked(students: StudentSet, X: np.ndarray, chunk: int = 8192) -> t
     return np.concatenate([p for p, _ in parts], axis=1), np.concatenate([e for _, e in parts], axis=1)
 
 
-def decision_latency(students: StudentSet, moe: "MoE", X: np.ndarray, steps: int) -> dict[str, float]:
+def decision_latency(students: StudentSet, moe: "MoE", X: np.ndarray, steps: int, *, step_rows: np.ndarray | None = None) -> dict[str, Any]:
     """Wall time of one CMM decision (every student + the fitted mixer, batch 1, CPU), µs: p50 / p99 / mean.
 
-    Timed per decision on the compact path :class:`~cmm_bt_plugins.cmm.fast.FastCMM` (exported
-    once, not timed): taking the step's window ``X[i]`` (a view of the past-only window the
-    feature set already holds), standardising it, all student forwards, the mixture of every task.
-    10 warm-up decisions (numba compilation) are not timed.
+    With ``step_rows`` (``[m, F]`` consecutive per-step features, e.g. ``FeatureSet.steps[i0:]``:
+    the window of a decision is ``W`` consecutive rows) and a set the incremental path supports
+    (MLP students mixed by ``hajek``, the default CMM), the timed decisions are consecutive replay
+    steps on :class:`~cmm_bt_plugins.cmm.incremental.IncrementalCMM`: each is one compiled call that
+    standardises and compresses the new step row, updates the students' window rings, runs every
+    student and the mixture of every task.  The rings are filled from the first window untimed (and
+    again, untimed, when the rows run out).  Otherwise each decision is
+    :class:`~cmm_bt_plugins.cmm.fast.FastCMM` on a whole window ``X[i]`` (a view the feature set
+    already holds).  Exporting the weights and 10 warm-up decisions (numba compilation) are not
+    timed.  ``path`` names the path timed, ``times`` holds every decision's µs.
     """
-    from cmm_bt_plugins.cmm.fast import FastCMM
+    from cmm_bt_plugins.cmm.incremental import IncrementalCMM, supports
 
-    n = len(X)
-    if n == 0:
-        return {"p50": float("nan"), "p99": float("nan"), "mean": float("nan"), "samples": 0.0}
-    fast = FastCMM(students, moe)
     times = np.empty(steps)
-    for i in range(steps + 10):
-        t0 = time.perf_counter_ns()
-        fast.decide(X[i % n])
-        if i >= 10:
-            times[i - 10] = (time.perf_counter_ns() - t0) / 1e3
-    return {"p50": float(np.percentile(times, 50)), "p99": float(np.percentile(times, 99)), "mean": float(times.mean()), "samples": float(steps)}
+    perf = time.perf_counter_ns
+    W = int(X.shape[1]) if X.ndim == 3 else 0
+    if step_rows is not None and W and len(step_rows) > W and supports(students, moe):
+        rows = np.ascontiguousarray(step_rows, dtype=np.float32)
+        inc = IncrementalCMM(students, moe)
+        inc.reset(rows[:W])
+        r, m, step_at = W, len(rows), inc.step_at
+        for i in range(steps + 10):
+            if r >= m:
+                inc.reset(rows[:W])
+                r = W
+            t0 = perf()
+            step_at(rows, r)
+            t1 = perf()
+            r += 1
+            if i >= 10:
+                times[i - 10] = (t1 - t0) / 1e3
+        path = "incremental"
+    else:
+        from cmm_bt_plugins.cmm.fast import FastCMM
+
+        n = len(X)
+        if n == 0:
+            return {"p50": float("nan"), "p99": float("nan"), "mean": float("nan"), "samples": 0.0, "path": "none"}
+        fast = FastCMM(students, moe)
+        for i in range(steps + 10):
+            t0 = perf()
+            fast.decide(X[i % n])
+            if i >= 10:
+                times[i - 10] = (perf() - t0) / 1e3
+        path = "windows"
+    return {"p50": float(np.percentile(times, 50)), "p99": float(np.percentile(times, 99)), "mean": float(times.mean()),
+            "samples": float(steps), "path": path, "times": times}
 
 
 # ------------------------------------------------------------------------------------- stages
@@ -261,7 +290,7 @@ class CMMLatency:
 
 
 class CMMLatencyStage(Stage):
-    """Times CMM's decisions on replay windows (measured every run, never cached)."""
+    """Times CMM's decisions on consecutive replay steps (measured every run, never cached; see :func:`decision_latency`)."""
 
     provides = CMMLatency
     requires = {"students": StudentSet, "mixture": FittedMixture, "replay": ReplayWindows, "windows": TrainingWindows}
@@ -277,9 +306,12 @@ class CMMLatencyStage(Stage):
         fs_rp, fs_tr = replay.replay, windows.train
         fs = fs_rp if fs_rp.book_valid.any() else fs_tr
         rows = np.flatnonzero(fs_rp.book_valid) if fs is fs_rp else np.arange(len(fs_tr))
+        # consecutive replay steps from the first one with a book: fs.steps[i0 + W - 1] is step i0's
+        # row, so fs.steps[i0:] starts with its window
+        i0 = int(rows[0]) if len(rows) else 0
         if len(rows):
             rows = rows[np.unique(np.linspace(0, len(rows) - 1, min(len(rows), self.steps)).round().astype(np.int64))]
-        lat = decision_latency(students, mixture.moe, fs.X[rows], self.steps)
+        lat = decision_latency(students, mixture.moe, fs.X[rows], self.steps, step_rows=fs.steps[i0:])
         return CMMLatency(lat["p50"], lat["p99"], lat["mean"])
 
 

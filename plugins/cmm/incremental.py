@@ -1,0 +1,393 @@
+"""Incremental batch-1 CMM decisions: one compiled call per replay step, the window kept as a ring.
+
+:class:`~cmm_bt_plugins.cmm.fast.FastCMM` recomputes a whole window per decision (every student
+compresses and GELUs all ``W`` steps).  Consecutive decision steps share ``W − 1`` of those steps,
+so :class:`IncrementalCMM` keeps, per student, a ring buffer of the compressed + GELU'd step vectors
+``g_t = GELU(C x_t + c)`` and each decision
+
+1. standardises the new step row (float32, exactly as ``StudentSet.standardise``: NaN / inf -> 0),
+2. compresses it for every student and writes ``g_t`` over the ring's oldest slot,
+3. runs the first MLP layer on the ring read in time order (oldest first, as ``Flatten`` lays out
+   ``[W, c]``), the second layer, the head + projector (one affine map) and the common-space map,
+4. mixes every task with the Hájek-MoE (per-sample median or fitted bandwidth, float64),
+
+all inside **one** ``numba.njit`` call whose arguments are the step array, its row and four packed
+buffers (float32 weights, float64 scalings / mixer / output, int64 layout / ring position, float32
+ring + scratch), so the per-call unboxing stays small.  Weights are float32 (≈ 0.6 MB for the
+default 8 students, within L2), as in the torch forward; GELU uses a rational ``erf`` approximation
+(|error| < 1e-6, like torch's own vectorised erf) that LLVM vectorises.
+
+Supported: students that are all :class:`~cmm_bt_plugins.cmm.nets.MLPBackbone` of one shape, mixed
+by :class:`~cmm_bt_plugins.cmm.moe.HajekMoE` (the default CMM); :func:`supports` says so, and
+:func:`cmm_bt_plugins.cmm.stages.decision_latency` falls back to ``FastCMM`` otherwise.  Same
+predictions as ``StudentSet.predict`` + ``stages.mix_experts`` on the same windows within float32
+tolerance (``tests/plugins/cmm/test_cmm_incremental.py``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numba import njit
+
+if TYPE_CHECKING:
+    from cmm_bt_plugins.cmm.ofdd import StudentSet
+
+# wi (int64) layout: dimensions, then the ring position, then tables
+I_K, I_F, I_W, I_C, I_H, I_D, I_M, I_P, I_CD, I_T, I_KMAX, I_HEAD = range(12)
+I_OUT_TASK = 16  # [K, M] task of each head output (-1: none), then experts [T, KMAX], n_experts [T]
+# wd (float64) layout
+D_TEMP = 0
+D_OUT = 1  # ŷ [T], then bandwidth [T] (NaN = per-sample median), scale [T], offset [T], preds [K, T], emb [K, CD], d2 [K, K], pairs, off
+
+_SQRT1_2 = np.float32(0.7071067811865476)
+# erf(x) ~ x P(x²) / Q(x²) on [-4, 4] (Eigen's float approximation); |error| < 1e-6 there, and
+# |erf(4)| = 1 - 1.5e-8, so clamping outside is exact in float32
+_A = tuple(np.float32(v) for v in (-2.72614225801306e-10, 2.77068142495902e-08, -2.10102402082508e-06,
+                                    -5.69250639462346e-05, -7.34990630326855e-04, -2.95459980854025e-03,
+                                    -1.60960333262415e-02))
+_B = tuple(np.float32(v) for v in (-1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03,
+                                    -7.37332916720468e-03, -1.42647390514189e-02))
+A0, A1, A2, A3, A4, A5, A6 = _A
+B0, B1, B2, B3, B4 = _B
+_F4 = np.float32(4.0)
+_HALF = np.float32(0.5)
+_ONE = np.float32(1.0)
+#: reassociation (vectorised dot products) and FMA contraction only: no nnan / ninf, the
+#: standardisation's NaN / inf test must stay
+_FM = {"reassoc", "contract"}
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _gelu32(v):  # pragma: no cover - compiled
+    """Exact-form GELU ``0.5 v (1 + erf(v / √2))`` in float32 with the rational erf."""
+    x = min(max(v * _SQRT1_2, -_F4), _F4)
+    x2 = x * x
+    p = x2 * A0 + A1
+    p = x2 * p + A2
+    p = x2 * p + A3
+    p = x2 * p + A4
+    p = x2 * p + A5
+    p = x2 * p + A6
+    p = x * p
+    q = x2 * B0 + B1
+    q = x2 * q + B2
+    q = x2 * q + B3
+    q = x2 * q + B4
+    return _HALF * v * (_ONE + p / q)
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _gelu_inplace(v):  # pragma: no cover - compiled
+    """GELU over a float32 array (a separate loop, so LLVM vectorises it)."""
+    for i in range(v.shape[0]):
+        v[i] = _gelu32(v[i])
+
+
+@njit(cache=True, inline="always", fastmath=_FM, error_model="numpy")
+def _affine_in(a, A, b, out):  # pragma: no cover - compiled
+    """``out = b + a @ A`` (float32; ``A [n, m]``, one row per input): eight inputs per pass over
+    the outputs, so each output vector is loaded and stored once per eight multiply-adds."""
+    n, m = A.shape
+    for j in range(m):
+        out[j] = b[j]
+    i = 0
+    while i + 8 <= n:
+        a0, a1, a2, a3 = a[i], a[i + 1], a[i + 2], a[i + 3]
+        a4, a5, a6, a7 = a[i + 4], a[i + 5], a[i + 6], a[i + 7]
+        r0, r1, r2, r3 = A[i], A[i + 1], A[i + 2], A[i + 3]
+        r4, r5, r6, r7 = A[i + 4], A[i + 5], A[i + 6], A[i + 7]
+        for j in range(m):
+            out[j] += (a0 * r0[j] + a1 * r1[j] + a2 * r2[j] + a3 * r3[j]) + (a4 * r4[j] + a5 * r5[j] + a6 * r6[j] + a7 * r7[j])
+        i += 8
+    while i < n:
+        ai = a[i]
+        r = A[i]
+        for j in range(m):
+            out[j] += ai * r[j]
+        i += 1
+
+
+@njit(cache=True)
+def gelu32(v):  # pragma: no cover - compiled
+    """:func:`_gelu32` over a float32 array (for tests)."""
+    out = np.empty_like(v)
+    for i in range(v.shape[0]):
+        out[i] = _gelu32(v[i])
+    return out
+
+
+@njit(cache=True, fastmath=_FM, error_model="numpy")
+def _advance(x, r0, n, wf, wd, wi, sf):  # pragma: no cover - compiled
+    """Push rows ``r0 .. r0 + n - 1`` of ``x [*, F]`` into every student's ring, then decide: ŷ -> ``wd[D_OUT:D_OUT + T]``.
+
+    Loops index views (slices / reshapes of the packed buffers) with plain loop counters only: an
+    index LLVM cannot prove non-negative keeps numba's negative-index wrap-around and turns every
+    vectorised load into a gather (7x slower here)."""
+    K, F, W, c, H = wi[I_K], wi[I_F], wi[I_W], wi[I_C], wi[I_H]
+    D, M, P, CD, T, KMAX = wi[I_D], wi[I_M], wi[I_P], wi[I_CD], wi[I_T], wi[I_KMAX]
+    Wc = W * c
+    # float32 weights, one section per matrix kind with every student's, each matrix [inputs, outputs]
+    # (a row per input, so each input's contribution is one vectorised multiply-add over the outputs):
+    # x_mean [F], x_std [F], Cw [K, F, c], cb [K, c], W1 [K, W*c, H], b1 [K, H], W2 [K, H, D], b2 [K, D],
+    # Wz [K, D, M], bz [K, M], Mc [K, P, CD], cbias [K, CD]
+    o = 2 * F
+    mean = wf[:F]
+    std = wf[F:o]
+    Cw = wf[o : o + K * F * c].reshape((K, F, c))
+    o += K * F * c
+    cb = wf[o : o + K * c].reshape((K, c))
+    o += K * c
+    W1 = wf[o : o + K * Wc * H].reshape((K, Wc, H))
+    o += K * Wc * H
+    b1 = wf[o : o + K * H].reshape((K, H))
+    o += K * H
+    W2 = wf[o : o + K * H * D].reshape((K, H, D))
+    o += K * H * D
+    b2 = wf[o : o + K * D].reshape((K, D))
+    o += K * D
+    Wz = wf[o : o + K * D * M].reshape((K, D, M))
+    o += K * D * M
+    bz = wf[o : o + K * M].reshape((K, M))
+    o += K * M
+    Mc = wf[o : o + K * P * CD].reshape((K, P, CD))
+    o += K * P * CD
+    cbias = wf[o : o + K * CD].reshape((K, CD))
+    # float32 state: ring [K, 2W, c] (each step vector at slots p and p + W, so the window, oldest
+    # first, is the contiguous run of slots head .. head + W - 1), xs [F], hid [H], z [D], out [M]
+    ring = sf[: K * 2 * Wc].reshape((K, 2 * W, c))
+    o = K * 2 * Wc
+    xs = sf[o : o + F]
+    hid = sf[o + F : o + F + H]
+    z = sf[o + F + H : o + F + H + D]
+    out = sf[o + F + H + D : o + F + H + D + M]
+    head = wi[I_HEAD]
+    for r in range(r0, r0 + n):
+        xr = x[r]
+        for f in range(F):
+            v = (xr[f] - mean[f]) / std[f]  # float32, like StudentSet.standardise
+            xs[f] = v if np.isfinite(v) else np.float32(0.0)
+        for s in range(K):
+            g = ring[s, head]
+            for q in range(c):
+                g[q] = cb[s, q]
+            for f in range(F):
+                a = xs[f]
+                row = Cw[s, f]
+                for q in range(c):
+                    g[q] += a * row[q]
+            _gelu_inplace(g)
+            g2 = ring[s, head + W]
+            for q in range(c):
+                g2[q] = g[q]
+        head += 1
+        if head == W:
+            head = 0
+    wi[I_HEAD] = head
+    # per student: the MLP over the window, head + projector, common-space map
+    o = D_OUT + 2 * T
+    scale = wd[o : o + T]
+    offset = wd[o + T : o + 2 * T]
+    o += 2 * T
+    preds = wd[o : o + K * T].reshape((K, T))
+    o += K * T
+    emb = wd[o : o + K * CD].reshape((K, CD))
+    o += K * CD
+    out_task = wi[I_OUT_TASK : I_OUT_TASK + K * M].reshape((K, M))
+    preds[:, :] = np.nan
+    n_out = M - P
+    flat = ring.reshape((K, 2 * Wc))
+    hc = head * c
+    for s in range(K):
+        win = flat[s, hc : hc + Wc]  # this student's window, oldest step first
+        _affine_in(win, W1[s], b1[s], hid)
+        _gelu_inplace(hid)
+        _affine_in(hid, W2[s], b2[s], z)
+        _gelu_inplace(z)
+        _affine_in(z, Wz[s], bz[s], out)
+        e = emb[s]
+        for q in range(CD):
+            e[q] = cbias[s, q]
+        for i in range(P):
+            a = np.float64(out[n_out + i])
+            row = Mc[s, i]
+            for q in range(CD):
+                e[q] += a * row[q]
+        for j in range(n_out):
+            t = out_task[s, j]
+            if t >= 0:
+                preds[s, t] = np.float64(out[j]) * scale[t] + offset[t]
+    # Hájek-MoE of every task (mirrors moe.hajek_contributions / fast._hajek), float64
+    o_ex = I_OUT_TASK + K * M
+    experts = wi[o_ex : o_ex + T * KMAX].reshape((T, KMAX))
+    n_experts = wi[o_ex + T * KMAX : o_ex + T * KMAX + T]
+    d2 = wd[o : o + K * K].reshape((K, K))
+    o += K * K
+    n_pairs = max(KMAX * (KMAX - 1) // 2, 1)
+    pairs = wd[o : o + n_pairs]
+    off = wd[o + n_pairs : o + n_pairs + KMAX]
+    y = wd[D_OUT : D_OUT + T]
+    bandwidth = wd[D_OUT + T : D_OUT + 2 * T]
+    for i in range(K):
+        for j in range(K):
+            acc = 0.0
+            for q in range(CD):
+                dq = emb[i, q] - emb[j, q]
+                acc += dq * dq
+            d2[i, j] = acc
+    temp = wd[D_TEMP]
+    for t in range(T):
+        nx = n_experts[t]
+        if nx == 0:
+            y[t] = np.nan
+            continue
+        ex = experts[t]
+        if nx == 1:
+            y[t] = preds[ex[0], t]
+            continue
+        h = bandwidth[t]
+        if np.isnan(h):  # per-sample median of the squared distances over pairs i < j
+            p = 0
+            for i in range(nx):
+                for j in range(i + 1, nx):
+                    v = d2[ex[i], ex[j]]
+                    k = p  # insertion sort (a handful of pairs)
+                    while k > 0 and pairs[k - 1] > v:
+                        pairs[k] = pairs[k - 1]
+                        k -= 1
+                    pairs[k] = v
+                    p += 1
+            mid = p // 2
+            med = pairs[mid] if p % 2 == 1 else 0.5 * (pairs[mid - 1] + pairs[mid])
+            h = max(med, 1e-12)
+        total = 0.0
+        for i in range(nx):
+            acc = 0.0
+            for j in range(nx):
+                if j != i:
+                    acc += np.exp(d2[ex[i], ex[j]] / -h)
+            off[i] = acc
+            total += acc
+        U = total / (nx * (nx - 1))
+        cmax = -np.inf
+        for i in range(nx):
+            v = (off[i] / (nx - 1) - U) / temp
+            off[i] = v
+            cmax = max(cmax, v)
+        den = 0.0
+        num = 0.0
+        for i in range(nx):
+            e = np.exp(off[i] - cmax)
+            den += e
+            num += e * preds[ex[i], t]
+        y[t] = num / den
+
+
+def _f32(t: Any) -> np.ndarray:
+    return np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32)
+
+
+def supports(students: "StudentSet", moe: Any) -> bool:
+    """True when :class:`IncrementalCMM` can run this set and mixer (MLP students of one shape + Hájek)."""
+    from cmm_bt_plugins.cmm.moe import HajekMoE
+    from cmm_bt_plugins.cmm.nets import MLPBackbone
+
+    sts = students.students
+    if not sts or not isinstance(moe, HajekMoE) or not all(isinstance(s.net.backbone, MLPBackbone) for s in sts):
+        return False
+    shapes = {tuple((k, tuple(v.shape)) for k, v in s.net.backbone.state_dict().items()) for s in sts}
+    return len(shapes) == 1 and len({s.net.head.in_features for s in sts}) == 1
+
+
+class IncrementalCMM:
+    """One CMM decision per step from the new step row alone (see the module doc).
+
+    ``reset(window [W, F])`` fills the rings from a whole window and decides on it; then
+    ``step(row [F])`` (or ``step_at(steps, r)``: row ``r`` of a ``float32 [*, F]`` step array, e.g.
+    ``FeatureSet.steps``) pushes the next step and decides on the window ending there.  Both return
+    ŷ ``[T]`` as a view of an internal buffer (overwritten by the next call; copy to keep it).
+    """
+
+    def __init__(self, students: "StudentSet", moe: Any):
+        if not supports(students, moe):
+            raise NotImplementedError("the incremental path needs MLP students of one shape mixed by hajek")
+        sts = students.students
+        bb0 = sts[0].net.backbone
+        K, T, CD = len(sts), len(students.tasks), int(students.common_dim)
+        F, c = int(bb0.compress.in_features), int(bb0.compress.out_features)
+        H = int(bb0.mlp[2].out_features)
+        W = int(bb0.mlp[2].in_features) // c
+        D = int(bb0.mlp[4].out_features)
+        n_out = max(len(s.spec.tasks) for s in sts)
+        P = max(int(s.common_map.shape[0]) for s in sts)
+        M = n_out + P
+        self.K, self.T, self.W, self.F = K, T, W, F
+        mats: dict[str, list[np.ndarray]] = {k: [] for k in ("Cw", "cb", "W1", "b1", "W2", "b2", "Wz", "bz", "Mc", "cbias")}
+        out_task = np.full((K, M), -1, dtype=np.int64)
+        for k, s in enumerate(sts):
+            b, net, m, no = s.net.backbone, s.net, int(s.common_map.shape[0]), len(s.spec.tasks)
+            Wz = np.zeros((D, M), np.float32)  # head outputs, then the projector outputs the common map reads
+            bz = np.zeros(M, np.float32)
+            Wz[:, :no], bz[:no] = _f32(net.head.weight).T, _f32(net.head.bias)
+            Wz[:, n_out : n_out + m], bz[n_out : n_out + m] = _f32(net.projector.weight)[:m].T, _f32(net.projector.bias)[:m]
+            Mc = np.zeros((P, CD), np.float32)
+            Mc[:m] = np.asarray(s.common_map, dtype=np.float32)
+            # [inputs, outputs]: the transpose of torch's Linear weights
+            for key, arr in zip(mats, (_f32(b.compress.weight).T, _f32(b.compress.bias), _f32(b.mlp[2].weight).T, _f32(b.mlp[2].bias),
+                                       _f32(b.mlp[4].weight).T, _f32(b.mlp[4].bias), Wz, bz, Mc, np.asarray(s.common_bias, np.float32))):
+                mats[key].append(np.ascontiguousarray(arr, dtype=np.float32).ravel())
+            out_task[k, :no] = s.spec.tasks
+        self.wf = np.ascontiguousarray(np.concatenate([np.asarray(students.x_mean, np.float32).ravel(),
+                                                       np.asarray(students.x_std, np.float32).ravel(),
+                                                       *(a for v in mats.values() for a in v)]))
+        experts = [students.experts_for(t) for t in range(T)]
+        kmax = max(1, max(len(e) for e in experts))
+        ex = np.zeros((T, kmax), dtype=np.int64)
+        for t, e in enumerate(experts):
+            ex[t, : len(e)] = e
+        head = np.array([K, F, W, c, H, D, M, P, CD, T, kmax, 0, 0, 0, 0, 0], dtype=np.int64)
+        self.wi = np.concatenate([head, out_task.ravel(), ex.ravel(), np.asarray([len(e) for e in experts], np.int64)])
+        n_pairs = max(kmax * (kmax - 1) // 2, 1)
+        self.wd = np.zeros(D_OUT + 4 * T + K * T + K * CD + K * K + n_pairs + kmax)
+        self.wd[D_TEMP] = float(moe.config.temperature)
+        self.wd[D_OUT + 2 * T : D_OUT + 3 * T] = np.asarray(students.y_std, dtype=np.float64)
+        self.wd[D_OUT + 3 * T : D_OUT + 4 * T] = np.asarray(students.y_mean, dtype=np.float64)
+        self.sf = np.zeros(K * 2 * W * c + F + H + D + M, dtype=np.float32)
+        self.moe = moe
+        self.refresh()
+        self.y = self.wd[D_OUT : D_OUT + T]
+
+    def refresh(self) -> None:
+        """Re-read the mixer's fitted bandwidths (call after ``fit_task``)."""
+        T = self.T
+        bw = [self.moe.state.get(t) for t in range(T)]
+        self.wd[D_OUT + T : D_OUT + 2 * T] = [np.nan if b is None else float(b) for b in bw]
+
+    def _rows(self, x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if x.ndim != 2 or x.shape[1] != self.F:
+            raise ValueError(f"step rows must be [n, {self.F}], got {x.shape}")
+        return x
+
+    def reset(self, window: np.ndarray) -> np.ndarray:
+        """Fill the rings from ``window [W, F]`` (oldest step first) and return ŷ for it."""
+        x = self._rows(window)
+        if x.shape[0] != self.W:
+            raise ValueError(f"one decision needs a window [{self.W}, {self.F}], got {x.shape}")
+        self.wi[I_HEAD] = 0
+        _advance(x, 0, self.W, self.wf, self.wd, self.wi, self.sf)
+        return self.y
+
+    def step(self, row: np.ndarray) -> np.ndarray:
+        """Push the next step's features ``row [F]`` and return ŷ for the window ending there."""
+        _advance(self._rows(np.reshape(row, (1, -1))), 0, 1, self.wf, self.wd, self.wi, self.sf)
+        return self.y
+
+    def step_at(self, steps: np.ndarray, r: int) -> np.ndarray:
+        """:meth:`step` with row ``r`` of ``steps`` (``float32 [*, F]``, C-contiguous; not checked: the hot path)."""
+        _advance(steps, r, 1, self.wf, self.wd, self.wi, self.sf)
+        return self.y
+
+
+__all__ = ["IncrementalCMM", "gelu32", "supports"]
