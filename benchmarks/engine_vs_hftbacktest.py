@@ -18,7 +18,9 @@ same policy in Python (one Python call per decision step: its row shows that ove
 
 ``events`` is the number of rows of hftbacktest's converted array (the issue's 491,973 for the usdm
 BTCUSDT file) and both rates divide that same number by each engine's wall time, so ``ratio`` is
-hbt wall / our wall.  The last line (compiled policy) is machine-readable.
+hbt wall / our wall.  The last line (compiled policy) is machine-readable; the line before it gives
+the Python policy's ratio and the Python path's own cost per step (its median wall minus the compiled
+run's, less the timed policy calls, per decision step) the same way.
 """
 
 from __future__ import annotations
@@ -142,8 +144,12 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name:<20}{m:>11.4f}s{min(w):>9.4f}s{n / m:>14,.0f}{mh / m:>7.3f}{nsteps:>8}{nsteps / m:>12,.0f}"
               f"{fills:>7}{pnl:>12.4f}")
     if steps:
+        # the Python path's own cost per step: its wall minus the compiled run's, less the policy calls
+        overhead = ((mp - mo) * 1e9 - float(lat.sum())) / steps / 1e3
         print(f"cmm-bt Python policy: call per step p50 {float(sorted(lat)[len(lat) // 2]) / 1e3:.1f} us, "
-              f"decisions/s {steps / mp:,.0f}, ratio {mh / mp:.3f}")
+              f"decisions/s {steps / mp:,.0f}, ratio {mh / mp:.3f}, engine overhead per step {overhead:.2f} us "
+              f"((Python wall - compiled wall) / steps - policy call)")
+        print(f"python_ratio={mh / mp:.3f} python_overhead_us_per_step={overhead:.2f} compiled_ratio={mh / mo:.3f}")
     print(f"events={n} ours_events_per_s={x:.0f} hbt_events_per_s={y:.0f} ratio={x / y:.3f} "
           f"fills_ours={fills_o} fills_hbt={h.fills} pnl_ours={pnl_o:.4f} pnl_hbt={h.pnl:.4f}")
     sys.stdout.flush()

@@ -154,24 +154,27 @@ def _python_steps(ex: K.Exchange, policy: ExecutionPolicy, hooks, k0: int, k1: i
     previous step's quotes, advance to this one).  Returns the number of fills delivered to ``on_fill``."""
     on_quote, on_fill = hooks
     sig_cols, sig_vals = sig
-    step, quote, perf, NO, OK = K.step, policy.quote, time.perf_counter_ns, K.NO_PRICE, K.OK
-    args = ex.args
+    # per step: one kernel call with the state as one descriptor array (K.step_packed), a fresh
+    # DecisionState (slots), the policy; the signal rows are turned into Python floats per episode
+    step, quote, perf, NO, OK, State = K.step_packed, policy.quote, time.perf_counter_ns, K.NO_PRICE, K.OK, DecisionState
+    desc = ex.desc
     st, resp = ex.st, int(ex.st[K.I_RESP])
+    rows = sig_vals[k0:k1].tolist() if sig_vals is not None else None
     kq, tq, bp, bq, ap, aq = -1, 0, NO, 0.0, NO, 0.0
     for k in range(k0, k1):
         t = t_l[k]
-        r = step(*args, k, t, kq, tq, bp, bq, ap, aq)
+        r = step(desc, k, t, kq, tq, bp, bq, ap, aq)
         if r[0] != OK:
             ex.check(r[0])
             r = ex.step(k, t)
-            args = ex.args
+            desc = ex.desc
         if on_fill is not None:
             known = int(st[K.S_KNOWN])
             while delivered < known:
                 on_fill(_fill_dict(ex.f_i, ex.f_f, delivered, resp))
                 delivered += 1
-        state = DecisionState(t, k, r[1], r[2], r[3], r[4], r[5], (t - s) / span,
-                              dict(zip(sig_cols, sig_vals[k].tolist())) if sig_vals is not None else {})
+        state = State(t, k, r[1], r[2], r[3], r[4], r[5], (t - s) / span,
+                      dict(zip(sig_cols, rows[k - k0])) if rows is not None else {})
         c0 = perf()
         q = quote(state)
         if on_quote is not None:
