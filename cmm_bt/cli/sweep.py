@@ -34,6 +34,7 @@ def command(
     retries: int = typer.Option(2, "--retries", help="Times a trial whose worker died is started again."),
     max_trials_per_worker: int = typer.Option(50, "--max-trials-per-worker", help="Trials a worker runs before it is replaced (0: never)."),
     then_test: bool = typer.Option(False, "--then-test", help="Run best.yaml on the test split and show it beside the sweep's split."),
+    trial_reports: bool = typer.Option(False, "--trial-reports", help="Write the reporters' files (plots, report.html) in every trial folder too."),
     override: list[str] = options.OVERRIDES,
     data_root: Path = options.DATA_ROOT,
     plugins_dir: Path = options.PLUGINS_DIR,
@@ -63,5 +64,6 @@ def command(
         plugins_dir=plugins_dir,
         disabled=tuple(d.removeprefix("no:") for d in disable),
         then_test=then_test,
+        trial_reports=trial_reports,
     )
     run_sweep(session, spec)

@@ -88,6 +88,9 @@ class SweepSpec:
     plugins_dir: Path | None = None
     disabled: tuple[str, ...] = ()
     then_test: bool = False
+    #: keep the strategy's reporters' files (plots, report.html) in every trial folder; by default a
+    #: trial runs with ``reporters=[]`` (they cost more than the replay itself; best.yaml keeps them)
+    trial_reports: bool = False
 
 
 @dataclass
@@ -167,6 +170,7 @@ class _Sweep:
         self.out = Path(spec.out).resolve()
         self.trials_dir = self.out / TRIALS
         self.base_overrides = [*spec.overrides, f"split={spec.split}"]
+        self.trial_only = [] if spec.trial_reports else ["reporters=[]"]  # appended to every trial, not to best.yaml
         self.data_root = resolve_data_root(spec.data_root)
         self.cache_dir = Path(spec.cache_dir).resolve() if spec.cache_dir else default_cache_dir()
         self.plugins_dir, self.disabled = plugin_settings(spec.plugins_dir, tuple(spec.disabled))
@@ -199,7 +203,8 @@ class _Sweep:
     def record_for(self, point: dict[str, Any]) -> TrialRecord:
         key = trial_key(point)
         if key not in self.records:
-            self.records[key] = TrialRecord(trial_name(point), key, dict(point), [*self.base_overrides, *self.point_overrides(point)])
+            overrides = [*self.base_overrides, *self.point_overrides(point), *self.trial_only]
+            self.records[key] = TrialRecord(trial_name(point), key, dict(point), overrides)
         return self.records[key]
 
     def best(self) -> TrialRecord | None:

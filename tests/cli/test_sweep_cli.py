@@ -18,6 +18,8 @@ def test_sweep_then_test_prints_both_splits_and_best_yaml_runs(cli, tmp_path, da
     doc = json.loads((out / "sweep.json").read_text())
     assert len(doc["trials"]) == 4 and all(t["status"] == "ok" for t in doc["trials"])
     assert doc["test"]["key"] == doc["best"]["key"]
+    assert not list(out.glob("trials/*/*.png")) and (out / "test" / "equity.png").is_file()  # plots: the test run only
+    assert all("reporters=[]" in t["overrides"] for t in doc["trials"])
     test_metrics = json.loads((out / "test" / "metrics.json").read_text())
     assert doc["test"]["metrics"]["pnl_map"] == test_metrics["pnl_map"]
     run = cli("run", out / "best.yaml", "--out", tmp_path / "best", "--data-root", data_root)
