@@ -39,6 +39,11 @@ class FakeFS:
         return len(self.X)
 
     @property
+    def steps(self):
+        """Per-step rows whose last W rows up to i + W - 1 end window i (enough for timing decisions)."""
+        return np.concatenate([self.X[0], self.X[1:, -1]])
+
+    @property
     def target_valid(self):
         return np.isfinite(self.Y).all(1)
 
