@@ -90,7 +90,11 @@ class HFCausalLMTeacher(Teacher):
             "directory, or a path to a .gguf file.",
         )
         device: Literal["cpu", "cuda"] = Field("cpu", description="Where the model runs.")
-        dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="Model weights and compute dtype (features are stored as float32).")
+        dtype: Literal["float32", "bfloat16", "float16"] = Field(
+            "bfloat16",
+            description="Model weights and compute dtype (features are stored as float32).  bfloat16 (default) extracts "
+            "2.1x as fast as float32 on the 2-core AVX-512-BF16 CPU with the same head quality (docs/teacher.md).",
+        )
         layers: list[int] | None = Field(
             None,
             description="Hidden-state layers to keep: 0 = embedding output, L = last block (negative counts from the end); "

@@ -81,6 +81,12 @@ class Teacher(Component):
         """Facts for the report (e.g. load time); default none."""
         return {}
 
+    def batch_order(self, X: np.ndarray, fs: FeatureSet) -> np.ndarray | None:
+        """The order in which :meth:`extract` batches the windows ``X`` of one chunk (a permutation of
+        ``range(len(X))``, e.g. by input length to cut padding), or None (default: as given).  It must
+        not change any feature: results are put back in the original order."""
+        return None
+
     def extract(self, fs: FeatureSet, store: str | Path, indices: np.ndarray, *, label: str = "teacher features",
                 console: "Console | None" = None, progress: bool = True) -> LayerFeatures:
         """Hidden states of rows ``indices`` of ``fs``, written chunk by chunk into the folder
@@ -99,11 +105,14 @@ class Teacher(Component):
                 lo = cache.done
                 rows = cache.indices[lo:min(cache.n, lo + chunk)]
                 block = {l: np.empty((len(rows), cache.hidden), np.float32) for l in cache.layers}
+                order = self.batch_order(fs.X[rows], fs)
+                order = np.arange(len(rows)) if order is None else np.asarray(order, dtype=np.int64)
                 for b in range(0, len(rows), bs):
-                    feats = self.hidden_states(fs.X[rows[b:b + bs]], fs)
+                    pos = order[b:b + bs]
+                    feats = self.hidden_states(fs.X[rows[pos]], fs)
                     for l in cache.layers:
-                        block[l][b:b + bs] = feats[l]
-                    done = lo + b + len(rows[b:b + bs])
+                        block[l][pos] = feats[l]
+                    done = lo + b + len(pos)
                     bar.update(task, completed=done, rate=f"{(done - done0) / max(time.perf_counter() - t0, 1e-9):.1f}")
                 cache.write_chunk(lo, block)
         return cache.features()
