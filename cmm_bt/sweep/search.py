@@ -61,12 +61,16 @@ class TpeSearch(Search):
         self._budget = budget
         self.asked = 0
         self.distributions = {p.key: _distribution(optuna, p) for p in params}
+        self.seed = seed
+        self.done = 0  # trials found complete (add_done); they pick the sampler's stream in the first ask
+        self.study = optuna.create_study(direction="maximize" if direction == "max" else "minimize", sampler=self._sampler(seed))
+
+    def _sampler(self, seed: int):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # ExperimentalWarning for constant_liar / multivariate on older Optuna
-            sampler = optuna.samplers.TPESampler(
-                seed=seed, n_startup_trials=max(1, min(10, budget // 3)), multivariate=True, constant_liar=True
+            return self._optuna.samplers.TPESampler(
+                seed=seed, n_startup_trials=max(1, min(10, self._budget // 3)), multivariate=True, constant_liar=True
             )
-        self.study = optuna.create_study(direction="maximize" if direction == "max" else "minimize", sampler=sampler)
 
     @property
     def budget(self) -> int:
@@ -103,11 +107,16 @@ class TpeSearch(Search):
         )
         self.study.add_trial(trial)
         self.asked += 1
+        self.done += 1
         return True
 
     def ask(self) -> tuple[Any, dict[str, Any]] | None:
         if self.asked >= self._budget:
             return None
+        if self.asked == self.done and self.done:
+            # a resumed sweep: a sampler seeded as in the first run would replay its random draws (and
+            # repeat its points); the stream depends on the seed and on how many trials are done
+            self.study.sampler = self._sampler(self.seed + 1_000_003 * self.done)
         self.asked += 1
         trial = self.study.ask(self.distributions)
         point = {}
