@@ -14,7 +14,10 @@ sizes as in training).
 
 Usage::
 
-    .venv/bin/python benchmarks/cmm_latency.py [--student mlp|gru|tcn] [--steps 2000] [--rounds 4] [--no-teacher]
+    .venv/bin/python benchmarks/cmm_latency.py [--student mlp|gru|tcn] [--steps 2000] [--rounds 4] [--no-teacher] [--teacher-plain]
+
+The teacher is timed on its default path (bfloat16, template header's keys / values reused), as a
+run's latency stage times it; ``--teacher-plain`` times the float32 path without the prefix cache.
 
 (``gru`` / ``tcn`` students have no incremental path: their reported path is the whole-window one.)
 
@@ -85,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--levels", type=int, default=5)
     ap.add_argument("--no-teacher", action="store_true")
     ap.add_argument("--model", default=None, help="teacher model (hf-causal-lm `model` param); default: the plugin's")
+    ap.add_argument("--teacher-plain", action="store_true",
+                    help="time the teacher's plain path (float32, no prefix cache) instead of its default fast path")
     args = ap.parse_args(argv)
 
     from cmm_bt_plugins.cmm.moe import HajekMoE
@@ -129,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
             from cmm_bt_plugins.llm.teacher import HFCausalLMTeacher
 
             params = {"model": args.model} if args.model else {}
+            if args.teacher_plain:
+                params.update(dtype="float32", prefix_cache=False)
             lm = HFCausalLMTeacher(HFCausalLMTeacher.Config(**params))
             layout = SimpleNamespace(feature_names=feature_names(args.levels), spec=SimpleNamespace(levels=args.levels))
             windows = X[: args.teacher_steps]
@@ -137,7 +144,9 @@ def main(argv: list[str] | None = None) -> int:
             result["teacher_us"] = {k: v for k, v in t.items() if k != "samples"}
             ratio = t["p50"] / cmm["p50"]
             result["ratio_p50"] = ratio
-            print(f"teacher ({lm.n_params() / 1e6:.1f}M params): p50 {t['p50']:.0f} us, p99 {t['p99']:.0f} us over {len(windows)} decisions")
+            how = "plain float32" if args.teacher_plain else f"{lm.config.dtype}, prefix cache {'on' if lm.config.prefix_cache else 'off'}"
+            result["teacher_path"] = how
+            print(f"teacher ({lm.n_params() / 1e6:.1f}M params, {how}): p50 {t['p50']:.0f} us, p99 {t['p99']:.0f} us over {len(windows)} decisions")
             print(f"teacher / CMM latency ratio (p50): {ratio:.1f}x")
         except Exception as err:  # noqa: BLE001 - a ratio without a teacher is no result: fail
             print(f"teacher not timed: {type(err).__name__}: {err}", file=sys.stderr)
