@@ -66,15 +66,11 @@ class AvellanedaStoikov(CompiledQuoting, EstimatedPolicy):
             self.horizon_s = _episode_length_s(context)
         self.reset_compiled()
 
-    @property
-    def gamma(self) -> float | None:
-        """γ in use: the configured one, else from ``risk_aversion`` (None before ``fit``)."""
-        c = self.config
-        if c.gamma is not None:
-            return c.gamma
+    def _gamma_from_risk_aversion(self, risk_aversion: float) -> float | None:
+        """``γ = γ̃ / (k σ² T)``."""
         if self.sigma is None or self.k is None or self.horizon_s is None:
             return None
-        return c.risk_aversion / (self.k * self.sigma**2 * self.horizon_s)
+        return risk_aversion / (self.k * self.sigma**2 * self.horizon_s)
 
     @property
     def fitted(self) -> dict[str, float | None]:

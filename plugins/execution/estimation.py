@@ -282,6 +282,19 @@ class EstimatedPolicy(ExecutionPolicy):
         """The parameters in use (estimated or given)."""
         return {"sigma": self.sigma, "A": self.A, "k": self.k}
 
+    @property
+    def gamma(self) -> float | None:
+        """γ in use: the configured ``gamma``, else the policy's γ for its scale-free ``risk_aversion``
+        (None while an estimate it needs is unknown, i.e. before ``fit``)."""
+        c = self.config
+        if getattr(c, "gamma", None) is not None:
+            return c.gamma
+        return self._gamma_from_risk_aversion(c.risk_aversion)
+
+    def _gamma_from_risk_aversion(self, risk_aversion: float) -> float | None:
+        """The absolute γ meant by ``risk_aversion`` for this instrument (None: not known yet)."""
+        raise NotImplementedError(f"{type(self).__name__} has no scale-free risk aversion")
+
     def fitted_parameters(self) -> dict[str, float]:
         """:attr:`fitted` without the unknown ones (``metrics.json``: ``fitted_sigma``, ``fitted_A`` ...)."""
         return {k: float(v) for k, v in self.fitted.items() if v is not None}

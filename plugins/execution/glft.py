@@ -87,15 +87,12 @@ class GLFT(CompiledQuoting, EstimatedPolicy):
         self._coef = None
         self.reset_compiled()
 
-    @property
-    def gamma(self) -> float | None:
-        """γ in use: the configured one, else the γ whose skew σ·c2 is ``risk_aversion / k`` (None before ``fit``)."""
-        c = self.config
-        if c.gamma is not None:
-            return c.gamma
+    def _gamma_from_risk_aversion(self, risk_aversion: float) -> float | None:
+        """The γ whose skew σ·c2 is ``risk_aversion / k``."""
         if self.sigma is None or self.A is None or self.k is None:
             return None
-        return gamma_for_skew(c.risk_aversion / self.k, self.sigma, c.xi, c.delta, self.A, self.k)
+        c = self.config
+        return gamma_for_skew(risk_aversion / self.k, self.sigma, c.xi, c.delta, self.A, self.k)
 
     @property
     def fitted(self) -> dict[str, float | None]:
