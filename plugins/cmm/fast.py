@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numba import njit
 
+from cmm_bt_plugins.cmm.hajek_kernel import hajek_mix
+
 if TYPE_CHECKING:
     from cmm_bt_plugins.cmm.ofdd import StudentSet
 
@@ -156,61 +158,13 @@ def _heads(z, Wz, bz, M, cb, n_out, src, dst, scale, offset, inv, preds, emb):  
 
 @njit(cache=True)
 def _hajek(preds, emb, experts, n_experts, bandwidth, temperature, y):  # pragma: no cover - compiled
-    """Hájek-MoE of every task (``bandwidth[t]`` NaN: per-sample median); mirrors ``moe.hajek_weights``."""
-    K, D = emb.shape
-    sq = np.empty(K)
-    for i in range(K):
-        acc = 0.0
-        for q in range(D):
-            acc += emb[i, q] * emb[i, q]
-        sq[i] = acc
+    """:func:`~cmm_bt_plugins.cmm.hajek_kernel.hajek_mix` with its scratch buffers."""
+    K = emb.shape[0]
+    kmax = experts.shape[1]
     d2 = np.empty((K, K))
-    for i in range(K):
-        for j in range(K):
-            acc = 0.0
-            for q in range(D):
-                acc += emb[i, q] * emb[j, q]
-            d2[i, j] = max(sq[i] + sq[j] - 2.0 * acc, 0.0)
-    Kmax = experts.shape[1]
-    pairs = np.empty(max(Kmax * (Kmax - 1) // 2, 1))
-    off = np.empty(Kmax)
-    for t in range(experts.shape[0]):
-        n = n_experts[t]
-        if n == 0:
-            y[t] = np.nan
-            continue
-        ex = experts[t]
-        if n == 1:
-            y[t] = preds[ex[0], t]
-            continue
-        h = bandwidth[t]
-        if np.isnan(h):
-            p = 0
-            for i in range(n):
-                for j in range(i + 1, n):
-                    pairs[p] = d2[ex[i], ex[j]]
-                    p += 1
-            h = max(np.median(pairs[:p]), 1e-12)
-        total = 0.0
-        for i in range(n):
-            acc = 0.0
-            for j in range(n):
-                if j != i:
-                    acc += math.exp(d2[ex[i], ex[j]] / -h)
-            off[i] = acc
-            total += acc
-        U = total / (n * (n - 1))
-        cmax = -np.inf
-        for i in range(n):
-            off[i] = (off[i] / (n - 1) - U) / temperature
-            cmax = max(cmax, off[i])
-        den = 0.0
-        num = 0.0
-        for i in range(n):
-            e = math.exp(off[i] - cmax)
-            den += e
-            num += e * preds[ex[i], t]
-        y[t] = num / den
+    pairs = np.empty(max(kmax * (kmax - 1) // 2, 1))
+    off = np.empty(kmax)
+    hajek_mix(emb, preds, experts, n_experts, bandwidth, temperature, d2, pairs, off, y)
 
 
 # ----------------------------------------------------------------------------------- export
