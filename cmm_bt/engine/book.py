@@ -230,7 +230,9 @@ def build_ladder(kind: np.ndarray, price: np.ndarray, bitmap_max: int = BITMAP_M
     lo, hi = _price_span(kind, price)
     if hi < lo:
         raise DataError("no BOOK or TRADE events to replay", key="price")
-    if hi - lo < bitmap_max:
+    if hi - lo < bitmap_max and (hi - lo) >> 6 <= kind.size:
+        # dense (a word of bitmap per event or fewer): linear; a sparse span (few events, far-apart
+        # prices) costs more to zero and scan than to sort
         ladder, lv = _bitmap_ladder(kind, price, lo, hi)
     else:
         live = kind != CLEAR

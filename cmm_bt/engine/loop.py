@@ -268,13 +268,18 @@ def run_backtest(
             on_fill(_fill_dict(ex.f_i, ex.f_f, delivered, int(st[K.I_RESP])))
             delivered += 1
     return BacktestOutput(market.instrument, _steps_table(ex, times, ep_ids, lat, tv), _fills_table(ex),
-                          pd.DataFrame(episodes_rows, columns=EPISODE_COLUMNS).astype(EPISODE_DTYPES),
+                          _episodes_table(episodes_rows),
                           _counters(st, nsteps), time.perf_counter() - wall0)
 
 
 def _table(columns: dict[str, np.ndarray], dtypes: dict[str, str]) -> pd.DataFrame:
     """A DataFrame of ``columns`` with ``dtypes`` (arrays already of that dtype are not copied)."""
     return pd.DataFrame({c: np.asarray(columns[c], dtype=d) for c, d in dtypes.items()}, copy=False)
+
+
+def _episodes_table(rows: list[tuple]) -> pd.DataFrame:
+    cols = list(zip(*rows)) if rows else [()] * len(EPISODE_COLUMNS)
+    return _table(dict(zip(EPISODE_COLUMNS, cols)), {c: EPISODE_DTYPES.get(c, "float64") for c in EPISODE_COLUMNS})
 
 
 def _steps_table(ex: K.Exchange, times: np.ndarray, ep_ids: np.ndarray, lat: list, tv: float) -> pd.DataFrame:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from engine_helpers import ASK, BID, Script, base_book, book, cfg, market
 from numba import njit
 
@@ -12,9 +13,11 @@ from cmm_bt.engine.book import apply_market_event, build_ladder, new_bests
 from cmm_bt.engine.loop import run_backtest
 
 
-def test_bitmap_ladder_equals_sorted_unique():
+@pytest.mark.parametrize("far", [[], [0, 5, 6_200_000, 20_000_000, 600_500]], ids=["dense", "sparse"])
+def test_bitmap_ladder_equals_sorted_unique(far):
+    """Both ladder builders (bitmap for a dense span, sort for a sparse one) give the same ladder."""
     rng = np.random.default_rng(0)
-    price = np.concatenate([rng.integers(600_000, 601_000, 5000), [0, 5, 6_200_000, 20_000_000, 600_500]])
+    price = np.concatenate([rng.integers(600_000, 601_000, 5000), far]).astype(np.int64)
     kind = rng.choice(np.array([BOOK, TRADE, CLEAR], dtype=np.int8), price.size)
     a = build_ladder(kind, price)
     b = build_ladder(kind, price, bitmap_max=0)
