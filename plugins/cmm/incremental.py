@@ -340,4 +340,4 @@ class IncrementalCMM:
         return self.y
 
 
-__all__ = ["IncrementalCMM", "exp_neg", "gelu32", "supports"]
+__all__ = ["IncrementalCMM", "gelu32", "supports"]
