@@ -68,6 +68,26 @@ def _sha256(path: Path) -> str:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
+def _read_events(path: Path) -> pd.DataFrame:
+    """The cached event table, read a batch at a time into arrays of the event dtypes: the read peaks
+    near one copy of the events (reading the whole Arrow table and converting it held two, plus the
+    Arrow pool's slack).  A column missing or of another type is left to the caller's schema check."""
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)  # one row group's pages at a time
+    names = pf.schema_arrow.names
+    if names != list(EVENT_COLUMNS):
+        return pf.read().to_pandas()
+    out = {c: np.empty(pf.metadata.num_rows, dtype=t) for c, t in EVENT_COLUMNS.items()}
+    i = 0
+    for batch in pf.iter_batches(batch_size=1 << 18, use_threads=False):
+        n = batch.num_rows
+        for c, col in zip(names, batch.columns):
+            out[c][i:i + n] = col.to_numpy(zero_copy_only=False)
+        i += n
+    return pd.DataFrame(out, copy=False)
+
+
 def _read_cached(events_path: Path, meta_path: Path) -> tuple[MarketData | None, str | None]:
     """``(market, None)`` for a sound cache entry; ``(None, None)`` when there is none; ``(None, reason)``
     when it is damaged (truncated, emptied, altered, half written or of an older layout)."""
@@ -83,7 +103,7 @@ def _read_cached(events_path: Path, meta_path: Path) -> tuple[MarketData | None,
             return None, f"parquet file has {size} bytes, the index says {info['bytes']}"
         if _sha256(events_path) != info["sha256"]:
             return None, "parquet file does not match its checksum"
-        events = pd.read_parquet(events_path)
+        events = _read_events(events_path)
         if len(events) != info["rows"]:
             return None, f"parquet file has {len(events)} rows, the index says {info['rows']}"
         if list(events.columns) != list(EVENT_COLUMNS) or any(str(events[c].dtype) != t for c, t in EVENT_COLUMNS.items()):
