@@ -11,6 +11,7 @@ HERE = Path(__file__).resolve().parent
 BENCHES = [
     ["replay_speed.py"],
     ["replay_speed.py", "--dataset", "cme-gc"],
+    ["scale.py"],  # peak RSS vs dataset size (1-64 one-hour sessions); --days 30 by hand (~7 GiB, 2 min)
     ["compiled_policies.py"],
     ["engine_vs_hftbacktest.py", "--data", str(Path(os.environ.get("CMM_BT_DATA_ROOT", "datasets")) / "binance/usdm/btcusdt_20240808.gz")],
     ["cmm_latency.py"],
