@@ -364,8 +364,9 @@ def _book_lines(tr: Trace, ts: int, name: str) -> list[str]:
     return [f"  {name} local book at step {_fmt_ts(tr.times[k])}: bids {bids} | asks {asks}"]
 
 
-def report(ours: Trace, theirs: Trace, spec: MMSpec, show: int = 10, out=sys.stdout) -> dict:
-    """Print the trace; return the summary numbers."""
+def report(ours: Trace, theirs: Trace, spec: MMSpec, show: int = 10, out=None) -> dict:
+    """Print the trace (to ``out``, default the current ``sys.stdout``); return the summary numbers."""
+    out = out or sys.stdout
     pr = lambda *a: print(*a, file=out)  # noqa: E731
     tw = twins(ours.orders, theirs.orders, spec.interval_ns // 2)
     fa = ours.orders[ours.orders.status == FILLED].sort_values("fill_ts").reset_index(drop=True)
