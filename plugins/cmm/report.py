@@ -33,9 +33,13 @@ def latency_table(m: dict) -> Table:
         t.add_column(col, justify="left" if not col else "right")
     for label, key, kind in (("latency p50 (µs)", "decision_latency_us_p50", "us"),
                              ("latency p99 (µs)", "decision_latency_us_p99", "us"),
+                             ("CPU time per decision (µs)", "cpu_us_per_decision", "us"),
+                             ("energy per decision (J, codecarbon)", "energy_per_decision_j", "float"),
                              ("parameters", "params", "int")):
         cmm = m.get("cmm_" + key if key != "params" else "model_params")
         teacher = m.get("teacher_" + key if key != "params" else "teacher_params")
+        if kind != "int" and is_missing(cmm) and is_missing(teacher):
+            continue
         ratio = teacher / cmm if not (is_missing(cmm) or is_missing(teacher)) and cmm else None
         t.add_row(label, fmt_value(cmm, kind), fmt_value(teacher, kind), "—" if ratio is None else f"{ratio:,.0f}×")
     return t
