@@ -9,9 +9,10 @@ ifneq ($(wildcard $(SHARED_DATA)),)
 export CMM_BT_DATA_ROOT ?= $(SHARED_DATA)
 endif
 
-# The study of issue 5: every baseline and CMM on the test split of the four study datasets.
-STUDY_STRATEGIES := cmm llm-teacher kd-output kd-fitnets fixed-spread avellaneda-stoikov glft
-STUDY_DATASETS   := cme-gc cme-6b cffex-if dce-pp
+# The paper study: CMM and every baseline tuned alike on validation, 5 seeds on test, four datasets
+# (about 2 hours on 2 cores; docs/study.md). The full budget: studies/paper-full.yaml on a Ray cluster / GPU.
+STUDY      ?= studies/paper.yaml
+STUDY_OUT  ?= runs/study-paper
 
 .PHONY: setup run test bench study clean
 
@@ -35,8 +36,7 @@ bench: setup
 	$(PY) benchmarks/run_all.py
 
 study: setup
-	$(VENV)/bin/cmm-bt compare $(STUDY_STRATEGIES:%=strategies/%.yaml) $(STUDY_DATASETS:%=--dataset %) \
-		--out runs/study --table runs/study/study.md
+	$(VENV)/bin/cmm-bt study $(STUDY) --out $(STUDY_OUT) --workers 2
 
 clean:
 	rm -rf runs .cache .pytest_cache

@@ -169,6 +169,16 @@ def cmm_bt_study_columns(metrics: "list[str]") -> "list[MetricRow] | None":
 
 
 @hookspec
+def cmm_bt_study_notes(result: "RunResult") -> "dict[str, Any] | None":
+    """Facts about one of a study's runs that its tables and metrics hold but the study table does
+    not show (e.g. what a model found on the training split): ``{label: value}`` with JSON-able
+    values. ``cmm-bt study`` lists them per dataset and strategy in ``study.md`` and ``notes.json``.
+
+    .. versionadded:: 0.3
+    """
+
+
+@hookspec
 def cmm_bt_report_sections(result: "RunResult", console: "Console") -> None:
     """Print extra sections after the main report (like ``pytest_terminal_summary``).
 

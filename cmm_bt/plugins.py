@@ -307,6 +307,13 @@ class Hooks:
         """Plugins' extra study-table columns for runs reporting ``metrics``."""
         return [row for part in self.pm.hook.cmm_bt_study_columns(metrics=metrics) for row in (part or [])]
 
+    def study_notes(self, *, result: "RunResult") -> dict[str, Any]:
+        """Every plugin's notes on a study run (``cmm_bt_study_notes``), merged in plugin order."""
+        out: dict[str, Any] = {}
+        for part in self.pm.hook.cmm_bt_study_notes(result=result):
+            out.update(part or {})
+        return out
+
     def after_run(self, *, run: "RunSpec", result: "RunResult") -> None:
         self.pm.hook.cmm_bt_after_run(run=run, result=result)
 

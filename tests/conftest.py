@@ -22,6 +22,7 @@ def data_root() -> Path:
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Every test session gets its own cache folder unless a test sets another."""
     monkeypatch.setenv("CMM_BT_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+    monkeypatch.setenv("CMM_BT_ENERGY_SECONDS", "0.05")  # energy-per-decision windows (cmm_bt.energy): short in tests
 
 
 @dataclass

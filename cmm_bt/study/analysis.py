@@ -12,7 +12,11 @@ Every statistic is computed from the runs' episodes (``episodes.parquet``), pool
 * ``seed_sd`` is the spread of the per-seed values (learned models vary with their seed);
 * paired differences ``a − reference`` of episode PnL on identical episodes (same seed and
   start) use :func:`cmm_bt.stats.paired_difference` (block bootstrap, p-value); the model
-  confidence set is :func:`cmm_bt.stats.model_confidence_set` on the episode losses ``−PnL``.
+  confidence set is :func:`cmm_bt.stats.model_confidence_set` on the episode losses ``−PnL``;
+* :data:`RUN_METRICS` (energy and CPU time per decision, decision latency) are run metrics, the
+  mean over seeds (no interval);
+* notes: what plugins say about each run (``cmm_bt_study_notes``, e.g. what a probe found) and how
+  energy was measured (the runs' :data:`cmm_bt.energy.ENERGY_TABLE`), per dataset, a distinct value once.
 """
 
 from __future__ import annotations
@@ -43,6 +47,9 @@ METRICS: dict[str, Callable[[pd.DataFrame], float]] = {
 """Study metrics (names as in ``metrics.json``; ``fills`` per episode) as functions of an episode table."""
 
 REPS = 1000
+
+#: Run metrics (``metrics.json``) the study reports per dataset × strategy as a mean over seeds.
+RUN_METRICS = ("energy_per_decision_j", "cpu_us_per_decision", "decision_latency_us_p50")
 
 
 def hierarchical_interval(groups: list[pd.DataFrame], stat: Callable[[pd.DataFrame], float], *, reps: int = REPS,
@@ -103,6 +110,57 @@ def study_rows(result: "StudyResult") -> list[dict]:
     return rows
 
 
+def run_metric_rows(result: "StudyResult") -> list[dict]:
+    """``{dataset, strategy, metric, mean, seed_sd, n_seeds}`` of the :data:`RUN_METRICS` the runs
+    report (e.g. energy per decision), the mean over seeds; no interval (one value per run)."""
+    rows = []
+    for ds in result.study.datasets:
+        for name in result.study.strategies:
+            runs = [r for r in result.runs if r.dataset == ds and r.strategy == name]
+            for metric in RUN_METRICS:
+                v = np.array([float(r.result.metrics[metric]) for r in runs if r.result.metrics.get(metric) is not None], dtype=float)
+                v = v[np.isfinite(v)]
+                if v.size:
+                    rows.append({"dataset": ds, "strategy": name, "metric": metric, "mean": float(v.mean()), "ci_low": math.nan,
+                                 "ci_high": math.nan, "seed_sd": float(v.std(ddof=1)) if v.size > 1 else math.nan,
+                                 "n_episodes": 0, "n_seeds": int(v.size), "n_distinct_seeds": int(v.size)})
+    return rows
+
+
+def note_rows(result: "StudyResult") -> list[dict]:
+    """What the runs' plugins say about them (``cmm_bt_study_notes``) and how energy was measured,
+    per dataset: ``{dataset, label, value, runs}``, one row per distinct value (``runs``: the
+    strategies, with their seeds where not every seed says the same)."""
+    from cmm_bt.energy import ENERGY_TABLE
+
+    facts: dict[tuple[str, str, str], dict] = {}
+    for r in result.runs:
+        notes = dict(result.notes.get((r.dataset, r.strategy, r.seed), {}))
+        table = r.result.extra.get(ENERGY_TABLE)
+        if table is not None:
+            for e in table.to_dict("records"):
+                notes["energy per decision measured by"] = e["method"]  # the models and paths are in the runs' tables
+        for label, value in notes.items():
+            key = (r.dataset, label, json.dumps(_plain(value), sort_keys=True))
+            facts.setdefault(key, {"dataset": r.dataset, "label": label, "value": _plain(value), "seeds": {}})
+            facts[key]["seeds"].setdefault(r.strategy, []).append(r.seed)
+    rows = []
+    for f in facts.values():
+        runs = [name if sorted(seeds) == sorted(result.study.seeds) else f"{name} (seeds {', '.join(map(str, sorted(seeds)))})"
+                for name, seeds in f.pop("seeds").items()]
+        rows.append({**f, "runs": runs})
+    order = {d: i for i, d in enumerate(result.study.datasets)}
+    return sorted(rows, key=lambda x: (order.get(x["dataset"], 0), x["label"]))
+
+
+def note_text(v) -> str:
+    if isinstance(v, dict):
+        return "; ".join(f"{k}: {note_text(x)}" for k, x in v.items())
+    if isinstance(v, float):
+        return _fmt(v)
+    return str(v)
+
+
 def episode_matrix(result: "StudyResult", dataset: str, names: list[str] | None = None) -> pd.DataFrame:
     """Episode PnL of the strategies ``names`` (columns; default all) on the episodes all of them
     played (index: seed, start); a row repeated by another seed with the same values counts once."""
@@ -160,7 +218,7 @@ def _fmt(v: float) -> str:
     return "n/a" if v is None or not math.isfinite(v) else f"{v:,.4g}"
 
 
-def study_markdown(result: "StudyResult", rows: list[dict], paired: list[dict], mcs: dict) -> str:
+def study_markdown(result: "StudyResult", rows: list[dict], paired: list[dict], mcs: dict, notes: list[dict] | None = None) -> str:
     """The study table: one block per dataset, a row per strategy, each metric with its interval."""
     st = result.study
     lines = [f"# Study: {st.description or 'cmm-bt study'}", "",
@@ -169,6 +227,8 @@ def study_markdown(result: "StudyResult", rows: list[dict], paired: list[dict], 
              "seeds × episodes; paired: block bootstrap on identical episodes; MCS: model confidence set p-value (in the set at 5 % if > 0.05).", ""]
     if st.protocol:
         lines += ["Protocol: " + ", ".join(f"{k} = {v}" for k, v in st.protocol.items()), ""]
+    if st.overrides:
+        lines += ["Study overrides (to every strategy with the section): " + ", ".join(f"`{o}`" for o in st.overrides), ""]
     for name, s in st.strategies.items():
         if s.protocol:
             lines += [f"- **{name}** differs from the protocol: {', '.join(f'{k} = {v}' for k, v in s.protocol.items())} — {s.why}"]
@@ -177,7 +237,7 @@ def study_markdown(result: "StudyResult", rows: list[dict], paired: list[dict], 
     pair = {(p["dataset"], p["a"]): p for p in paired}
     for ds in st.datasets:
         lines += [f"## {ds}", "", "| Strategy | EPnL [95 % CI] | PnLMAP [CI] | Sharpe [CI] | MAP | Fills / episode | Episodes (seeds) | EPnL − "
-                  f"{st.reference} [CI], p | MCS p | Tuned |", "|" + "---|" * 10]
+                  f"{st.reference} [CI], p | MCS p | Energy / decision (J), CPU µs | Tuned |", "|" + "---|" * 11]
         for name in st.strategies:
             if (ds, name, "epnl") not in by:
                 continue
@@ -191,28 +251,38 @@ def study_markdown(result: "StudyResult", rows: list[dict], paired: list[dict], 
             tuned = result.tuned.get((ds, name))
             tuned_s = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in tuned["params"].items()) if tuned else "—"
             r0 = by[ds, name, "epnl"]
+            en, cpu = by.get((ds, name, "energy_per_decision_j")), by.get((ds, name, "cpu_us_per_decision"))
+            energy = "—" if en is None else f"{en['mean']:.3g}" + ("" if cpu is None else f", {cpu['mean']:.3g} µs")
             lines.append(f"| {name} | {cell('epnl')} | {cell('pnl_map')} | {cell('sharpe')} | {cell('map', False)} | {cell('fills', False)} | "
-                         f"{r0['n_episodes']} ({r0['n_distinct_seeds']} distinct of {r0['n_seeds']} seeds) | {vs} | {_fmt(mcs.get(ds, {}).get(name, math.nan))} | {tuned_s} |")
+                         f"{r0['n_episodes']} ({r0['n_distinct_seeds']} distinct of {r0['n_seeds']} seeds) | {vs} | {_fmt(mcs.get(ds, {}).get(name, math.nan))} | "
+                         f"{energy} | {tuned_s} |")
         lines.append("")
+        mine = [n for n in notes or [] if n["dataset"] == ds]
+        if mine:
+            lines += [f"What the runs found on {ds}:", ""]
+            lines += [f"- {n['label']}: {note_text(n['value'])} — {', '.join(n['runs'])}" for n in mine]
+            lines.append("")
     return "\n".join(lines) + "\n"
 
 
 def write_outputs(result: "StudyResult", console: "Console | None" = None) -> None:
-    """``study.json``, ``paired.json``, ``mcs.json``, ``study.md`` and ``report.html`` in the study folder."""
+    """``study.json``, ``paired.json``, ``mcs.json``, ``notes.json``, ``study.md`` and ``report.html`` in the study folder."""
     from cmm_bt.study.html import study_html
 
     out = result.out
     out.mkdir(parents=True, exist_ok=True)
-    rows = study_rows(result)
+    rows = study_rows(result) + run_metric_rows(result)
     paired, mcs = paired_rows(result)
+    notes = note_rows(result)
     _json(out / "study.json", rows)
     _json(out / "paired.json", paired)
     _json(out / "mcs.json", mcs)
-    md = study_markdown(result, rows, paired, mcs)
-    for name, text in (("study.md", md), ("report.html", study_html(result, rows, paired, mcs))):
+    _json(out / "notes.json", notes)
+    md = study_markdown(result, rows, paired, mcs, notes)
+    for name, text in (("study.md", md), ("report.html", study_html(result, rows, paired, mcs, notes))):
         tmp = out / f".{name}.tmp-{os.getpid()}"
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, out / name)
     if console is not None:
         console.print(md)
-        console.print(f"[dim]wrote study.json, paired.json, mcs.json, study.md, report.html to {out}[/]")
+        console.print(f"[dim]wrote study.json, paired.json, mcs.json, notes.json, study.md, report.html to {out}[/]")

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from cmm_bt.study.analysis import note_text
+
 if TYPE_CHECKING:
     from cmm_bt.study.runner import StudyResult
 
@@ -24,6 +26,7 @@ td:first-child,th:first-child{text-align:left}h2{border-bottom:1px solid #ddd;ma
 {% for row in ds.rows %}<tr>{% for c in row %}<td>{{ c }}</td>{% endfor %}</tr>{% endfor %}</table>
 <img alt="{{ ds.name }}: EPnL with 95 % intervals" src="data:image/png;base64,{{ ds.whiskers }}">
 <img alt="{{ ds.name }}: equity on the test split" src="data:image/png;base64,{{ ds.equity }}">
+{% if ds.notes %}<h3>What the runs found</h3><ul>{% for n in ds.notes %}<li>{{ n }}</li>{% endfor %}</ul>{% endif %}
 {% endfor %}</body></html>
 """
 
@@ -47,7 +50,7 @@ def _f(v) -> str:
     return "n/a" if v is None or not math.isfinite(v) else f"{v:,.4g}"
 
 
-def study_html(result: "StudyResult", rows: list[dict], paired: list[dict], mcs: dict) -> str:
+def study_html(result: "StudyResult", rows: list[dict], paired: list[dict], mcs: dict, notes: list[dict] | None = None) -> str:
     import jinja2
 
     st = result.study
@@ -64,19 +67,9 @@ def study_html(result: "StudyResult", rows: list[dict], paired: list[dict], mcs:
             table.append([n, f"{_f(e['mean'])} [{_f(e['ci_low'])}, {_f(e['ci_high'])}]", f"{_f(s['mean'])} [{_f(s['ci_low'])}, {_f(s['ci_high'])}]",
                           _f(by[ds, n, "map"]["mean"]), f"{e['n_episodes']} ({e['n_distinct_seeds']} distinct of {e['n_seeds']} seeds)",
                           "reference" if n == st.reference else ("n/a" if p is None else f"{_f(p['diff_mean'])}, p {_f(p['p_value'])}"),
-                          _f(mcs.get(ds, {}).get(n, math.nan))])
-        fig, ax = _figure(8, 0.5 + 0.45 * len(names))
-        y = np.arange(len(names))
-        mean = np.array([by[ds, n, "epnl"]["mean"] for n in names], dtype=float)
-        lo = np.array([by[ds, n, "epnl"]["ci_low"] for n in names], dtype=float)
-        hi = np.array([by[ds, n, "epnl"]["ci_high"] for n in names], dtype=float)
-        err = np.vstack([np.nan_to_num(mean - lo), np.nan_to_num(hi - mean)])
-        ax.errorbar(mean, y, xerr=err, fmt="o", capsize=4)
-        ax.axvline(0, color="black", lw=0.5)
-        ax.set_yticks(y, names)
-        ax.invert_yaxis()
-        ax.set_xlabel(f"EPnL per episode ({cur}), 95 % interval")
-        whiskers = _png(fig)
+                          _f(mcs.get(ds, {}).get(n, math.nan)),
+                          "—" if (ds, n, "energy_per_decision_j") not in by else f"{by[ds, n, 'energy_per_decision_j']['mean']:.3g}"])
+        whiskers = _whiskers(by, ds, names, cur)
         fig, ax = _figure(10, 3.6)
         for n in names:
             run = next((r for r in result.runs if r.dataset == ds and r.strategy == n and r.seed == st.seeds[0]), None)
@@ -88,11 +81,35 @@ def study_html(result: "StudyResult", rows: list[dict], paired: list[dict], mcs:
         ax.set_ylabel(f"equity ({cur})")
         ax.set_title(f"seed {st.seeds[0]}")
         ax.legend(fontsize="small")
+        found = [f"{n['label']}: {note_text(n['value'])} — {', '.join(n['runs'])}" for n in notes or [] if n["dataset"] == ds]
         datasets.append({"name": ds, "columns": ["Strategy", "EPnL [95 % CI]", "Sharpe [CI]", "MAP", "Episodes (seeds)",
-                                                 f"− {st.reference} (paired), p", "MCS p"], "rows": table, "whiskers": whiskers, "equity": _png(fig)})
+                                                 f"− {st.reference} (paired), p", "MCS p", "Energy / decision (J)"], "rows": table,
+                         "whiskers": whiskers, "equity": _png(fig), "notes": found})
     intro = (f"Test split, seeds {st.seeds}; every strategy tuned with {st.tuning.trials} trials ({st.tuning.search}) on the "
              f"{st.tuning.split} split by {st.tuning.metric}; intervals by bootstrap over seeds × episodes; reference {st.reference}.")
     return jinja2.Environment(autoescape=True).from_string(PAGE).render(title=f"Study: {st.description or 'cmm-bt study'}", intro=intro, datasets=datasets)
+
+
+def _whiskers(by: dict, ds: str, names: list[str], cur: str) -> str:
+    """Each strategy's mean EPnL and Sharpe with their 95 % intervals as whiskers (two panels)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11, 0.6 + 0.45 * len(names)), layout="constrained")
+    FigureCanvasAgg(fig)
+    y = np.arange(len(names))
+    for i, (metric, label) in enumerate((("epnl", f"EPnL per episode ({cur})"), ("sharpe", "Sharpe (per episode)"))):
+        ax = fig.add_subplot(1, 2, i + 1)
+        mean = np.array([by[ds, n, metric]["mean"] for n in names], dtype=float)
+        lo = np.array([by[ds, n, metric]["ci_low"] for n in names], dtype=float)
+        hi = np.array([by[ds, n, metric]["ci_high"] for n in names], dtype=float)
+        err = np.vstack([np.nan_to_num(mean - lo).clip(0), np.nan_to_num(hi - mean).clip(0)])
+        ax.errorbar(mean, y, xerr=err, fmt="o", capsize=4)
+        ax.axvline(0, color="black", lw=0.5)
+        ax.set_yticks(y, names if i == 0 else [""] * len(names))
+        ax.invert_yaxis()
+        ax.set_xlabel(f"{label}, mean and 95 % interval")
+    return _png(fig)
 
 
 def _trading_hours(ts: np.ndarray) -> np.ndarray:

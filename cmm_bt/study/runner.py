@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cmm_bt.study.spec import StudyFile, engine_overrides, load_study
+from cmm_bt.study.spec import StudyFile, engine_overrides, load_study, shared_overrides
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -45,12 +45,15 @@ class StudyResult:
     runs: list[StudyRun]
     tuned: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     timing: dict[str, float] = field(default_factory=dict)
+    notes: dict[tuple[str, str, int], dict[str, Any]] = field(default_factory=dict)
+    """Plugins' facts per dataset × strategy × seed run (``cmm_bt_study_notes``, e.g. what a probe found)."""
 
 
-def strategy_overrides(study: StudyFile, name: str) -> list[str]:
-    """The strategy's own overrides, then the protocol (its declared exceptions winning)."""
+def strategy_overrides(study: StudyFile, name: str, base: Path) -> list[str]:
+    """The study's overrides of the strategy's sections, its own overrides, then the protocol (its
+    declared exceptions winning)."""
     s = study.strategies[name]
-    return [*s.overrides, *engine_overrides({**study.protocol, **s.protocol})]
+    return [*shared_overrides(study, base, name), *s.overrides, *engine_overrides({**study.protocol, **s.protocol})]
 
 
 def run_study(session: "Session", path: Path, out: Path, *, executor: str = "local", workers: int | None = None,
@@ -80,7 +83,8 @@ def run_study(session: "Session", path: Path, out: Path, *, executor: str = "loc
             res = run_sweep(session, SweepSpec(
                 strategy=file, out=out / "tuning" / ds / name, params=[f"{k}={v}" for k, v in s.tune.items()], dataset=ds,
                 split=t.split, search=t.search, trials=None if t.search == "grid" else t.trials, seed=t.seed, metric=t.metric,
-                executor=executor, workers=workers, ray_address=ray_address, overrides=strategy_overrides(study, name),
+                executor=executor, workers=workers, ray_address=ray_address,
+                overrides=[*strategy_overrides(study, name, base), f"seed={t.seed}"],
                 data_root=data_root), console)
             if res.best_yaml is None:
                 raise RuntimeError(f"no tuning trial of {name} on {ds} succeeded (see {res.out})")
@@ -99,7 +103,7 @@ def run_study(session: "Session", path: Path, out: Path, *, executor: str = "loc
                     done[key] = read_run_result(target)
                     continue
                 jobs[key] = RunJob(strategy=str(chosen[ds, name]), out_dir=str(target), dataset=ds, replace=target.exists(),
-                                   overrides=(*strategy_overrides(study, name), f"seed={seed}", f"split={study.split}"),
+                                   overrides=(*strategy_overrides(study, name, base), f"seed={seed}", f"split={study.split}"),
                                    data_root=str(data_root) if data_root else None)
     if jobs:
         console.rule(f"{len(jobs)} test runs ({len(done)} reused)")
@@ -113,7 +117,8 @@ def run_study(session: "Session", path: Path, out: Path, *, executor: str = "loc
     for key, result in sorted(done.items()):
         ds, name, seed = key.split("/")
         runs.append(StudyRun(ds, name, int(seed.removeprefix("seed-")), result))
-    result = StudyResult(out, study, runs, tuned, timing)
+    notes = {(r.dataset, r.strategy, r.seed): n for r in runs if (n := session.hooks.study_notes(result=r.result))}
+    result = StudyResult(out, study, runs, tuned, timing, notes)
     write_outputs(result, console)
     timing["total_s"] = time.perf_counter() - t0
     return result

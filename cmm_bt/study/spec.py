@@ -8,13 +8,17 @@ strategies:
   cmm: {file: ../strategies/cmm.yaml, protocol: {decision_interval_ms: 1000}, why: "the teacher's window is 1 s steps"}
 seeds: [0, 1, 2]
 protocol: {decision_interval_ms: 100, order_qty: 1, position_limit: 10, maker_fee: 0, taker_fee: 0}
+overrides: [teacher.params.max_samples=2000]   # to every strategy that has a `teacher:` section
 tuning: {trials: 8, search: tpe, split: validation, metric: pnl_map}
 reference: cmm
 ```
 
 Paths are relative to the study file. ``protocol`` holds engine settings applied to every strategy
 (after its own file, so the file cannot silently differ); a strategy that must differ lists its
-own ``protocol`` keys with a ``why``, and the report shows it.
+own ``protocol`` keys with a ``why``, and the report shows it. ``overrides`` are ``-o`` overrides of
+plugin-owned sections shared by the study: each goes to every strategy whose configuration has the
+key's top-level section (``teacher.*`` only to the strategies with a teacher), before the
+strategy's own ``overrides``; a key that no strategy's configuration has is an error.
 """
 
 from __future__ import annotations
@@ -73,6 +77,7 @@ class StudyFile(_Strict):
     strategies: dict[str, StudyStrategy] = Field(min_length=1)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     protocol: dict[str, Any] = Field(default_factory=dict, description="Engine settings applied to every strategy.")
+    overrides: list[str] = Field(default_factory=list, description="-o overrides for every strategy that has the key's top-level section.")
     tuning: Tuning = Field(default_factory=Tuning)
     reference: str
     split: Literal["test"] = Field("test", description="The split results are reported on, each configuration run once per seed.")
@@ -83,6 +88,10 @@ class StudyFile(_Strict):
             raise ValueError(f"reference {self.reference!r} is not one of the strategies ({', '.join(self.strategies)})")
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError("seeds listed twice")
+        for item in self.overrides:
+            key, sep, _ = item.partition("=")
+            if not sep or not key.strip() or key.strip().split(".")[0] in ("engine", "seed", "split", "dataset"):
+                raise ValueError(f"overrides: {item!r} is not a section override key.path=value (engine settings go in `protocol`)")
         return self
 
 
@@ -97,7 +106,28 @@ def load_study(path: Path) -> tuple[StudyFile, Path]:
     for name, s in study.strategies.items():
         if not (base / s.file).is_file():
             raise ConfigError(f"strategy file not found: {s.file}", file=path, key=f"strategies.{name}.file")
+    sections = {name: strategy_sections(base / s.file) for name, s in study.strategies.items()}
+    for i, item in enumerate(study.overrides):
+        if not any(_section(item) in have for have in sections.values()):
+            raise ConfigError(f"no strategy has a `{_section(item)}:` section for {item!r}", file=path, key=f"overrides.{i}")
     return study, base
+
+
+def _section(item: str) -> str:
+    return item.partition("=")[0].strip().split(".")[0]
+
+
+def strategy_sections(file: Path) -> set[str]:
+    """Top-level keys of the composed strategy ``file`` that are set (not null)."""
+    from cmm_bt.config.loader import compose
+
+    return {k for k, v in compose(Path(file)).items() if v is not None}
+
+
+def shared_overrides(study: StudyFile, base: Path, name: str) -> list[str]:
+    """The study's ``overrides`` that apply to strategy ``name`` (those of its sections)."""
+    have = strategy_sections(base / study.strategies[name].file)
+    return [o for o in study.overrides if _section(o) in have]
 
 
 def engine_overrides(settings: dict[str, Any]) -> list[str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from cmm_bt import hookimpl
 from cmm_bt.sections import Section
 
-from cmm_bt_plugins.cmm.report import cmm_bt_report_sections  # noqa: F401  (hook implementation)
+from cmm_bt_plugins.cmm.report import cmm_bt_report_sections, cmm_bt_study_notes  # noqa: F401  (hook implementations)
 from cmm_bt_plugins.models.interfaces import MoE, Probe, Student
 
 

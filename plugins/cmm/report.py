@@ -33,9 +33,13 @@ def latency_table(m: dict) -> Table:
         t.add_column(col, justify="left" if not col else "right")
     for label, key, kind in (("latency p50 (µs)", "decision_latency_us_p50", "us"),
                              ("latency p99 (µs)", "decision_latency_us_p99", "us"),
+                             ("CPU time per decision (µs)", "cpu_us_per_decision", "us"),
+                             ("energy per decision (J, codecarbon)", "energy_per_decision_j", "float"),
                              ("parameters", "params", "int")):
         cmm = m.get("cmm_" + key if key != "params" else "model_params")
         teacher = m.get("teacher_" + key if key != "params" else "teacher_params")
+        if kind != "int" and is_missing(cmm) and is_missing(teacher):
+            continue
         ratio = teacher / cmm if not (is_missing(cmm) or is_missing(teacher)) and cmm else None
         t.add_row(label, fmt_value(cmm, kind), fmt_value(teacher, kind), "—" if ratio is None else f"{ratio:,.0f}×")
     return t
@@ -108,6 +112,40 @@ def probe_table(p: pd.DataFrame) -> Table:
     return t
 
 
+def probe_bands(p: pd.DataFrame) -> dict[str, dict[str, str]]:
+    """``{task: {regime: "layers a–b, Φ x"}}`` of the probe table; "no layer informative" where the
+    probe found no layer with a positive held-out fit (its band is then only a tie-break)."""
+    out: dict[str, dict[str, str]] = {}
+    for task in dict.fromkeys(p["task"]):
+        out[str(task)] = {}
+        for r in dict.fromkeys(p["regime"]):
+            g = p[(p["task"] == task) & (p["regime"] == r)]
+            peak = g[g["peak"]]
+            if "informative" in g and not bool(g["informative"].any()):
+                cell = "no layer informative"
+            elif peak.empty:
+                cell = "—"
+            else:
+                cell = f"layers {peak['layer'].min()}–{peak['layer'].max()}, Φ {np.nanmean(peak['Phi']):.2f}"
+            out[str(task)][str(r)] = cell
+    return out
+
+
+@hookimpl
+def cmm_bt_study_notes(result: "RunResult"):
+    """What the probe found (peak band per task and regime, specialisation index, its samples)."""
+    p = result.extra.get("probe")
+    if p is None or not len(p):
+        return None
+    m = result.metrics
+    notes: dict = {"probe peak bands": probe_bands(p)}
+    if not is_missing(m.get("probe_specialisation_index")):
+        notes["probe specialisation index"] = round(float(m["probe_specialisation_index"]), 4)
+    if not is_missing(m.get("probe_samples_fit")):
+        notes["probe samples (fit / held out)"] = f"{int(m['probe_samples_fit'])} / {int(m.get('probe_samples_held_out') or 0)}"
+    return notes
+
+
 @hookimpl
 def cmm_bt_report_sections(result: "RunResult", console: "Console") -> None:
     ex = result.extra
@@ -126,4 +164,4 @@ def cmm_bt_report_sections(result: "RunResult", console: "Console") -> None:
             console.print(f"probe specialisation index (mean JS divergence between task profiles): {si:.3f}")
 
 
-__all__ = ["QUIET_TABLES", "cmm_bt_report_sections"]
+__all__ = ["QUIET_TABLES", "cmm_bt_report_sections", "cmm_bt_study_notes", "probe_bands"]

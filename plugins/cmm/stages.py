@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from cmm_bt.energy import ENERGY_TABLE, energy_metrics, energy_row
 from cmm_bt.errors import ConfigError
 from cmm_bt.pipeline import Signals, Stage, StageContext
 
@@ -44,6 +45,7 @@ from cmm_bt_plugins.models.signals import SIGNAL_COLUMNS, TASKS
 
 if TYPE_CHECKING:
     from cmm_bt.config.strategy import ComponentSpec
+    from cmm_bt.energy import EnergyEstimate
     from cmm_bt.run import RunSpec
 
     from cmm_bt_plugins.models.interfaces import MoE, Probe, Student
@@ -101,7 +103,8 @@ def predict_chunked(students: StudentSet, X: np.ndarray, chunk: int = 8192) -> t
     return np.concatenate([p for p, _ in parts], axis=1), np.concatenate([e for _, e in parts], axis=1)
 
 
-def decision_latency(students: StudentSet, moe: "MoE", X: np.ndarray, steps: int, *, step_rows: np.ndarray | None = None) -> dict[str, Any]:
+def decision_latency(students: StudentSet, moe: "MoE", X: np.ndarray, steps: int, *, step_rows: np.ndarray | None = None,
+                     energy: bool = True) -> dict[str, Any]:
     """Wall time of one CMM decision (every student + the fitted mixer, batch 1, CPU), µs: p50 / p99 / mean.
 
     With ``step_rows`` (``[m, F]`` consecutive per-step features, e.g. ``FeatureSet.steps[i0:]``:
@@ -113,8 +116,11 @@ def decision_latency(students: StudentSet, moe: "MoE", X: np.ndarray, steps: int
     again, untimed, when the rows run out).  Otherwise each decision is
     :class:`~cmm_bt_plugins.cmm.fast.FastCMM` on a whole window ``X[i]`` (a view the feature set
     already holds).  Exporting the weights and 10 warm-up decisions (numba compilation) are not
-    timed.  ``path`` names the path timed, ``times`` holds every decision's µs.
+    timed.  ``path`` names the path timed, ``times`` holds every decision's µs.  ``energy`` is the
+    same path's CPU time and energy per decision (:func:`cmm_bt.energy.measure_energy`, after the
+    timed decisions; None when turned off).
     """
+    from cmm_bt.energy import measure_energy
     from cmm_bt_plugins.cmm.incremental import IncrementalCMM, supports
 
     times = np.empty(steps)
@@ -136,6 +142,14 @@ def decision_latency(students: StudentSet, moe: "MoE", X: np.ndarray, steps: int
             if i >= 10:
                 times[i - 10] = (t1 - t0) / 1e3
         path = "incremental"
+        ring = {"r": r}
+
+        def decide(_: int) -> None:
+            if ring["r"] >= m:
+                inc.reset(rows[:W])
+                ring["r"] = W
+            step_at(rows, ring["r"])
+            ring["r"] += 1
     else:
         from cmm_bt_plugins.cmm.fast import FastCMM
 
@@ -149,8 +163,12 @@ def decision_latency(students: StudentSet, moe: "MoE", X: np.ndarray, steps: int
             if i >= 10:
                 times[i - 10] = (perf() - t0) / 1e3
         path = "windows"
+
+        def decide(i: int) -> None:
+            fast.decide(X[i % n])
+    energy = measure_energy(decide, min_decisions=steps) if energy else None
     return {"p50": float(np.percentile(times, 50)), "p99": float(np.percentile(times, 99)), "mean": float(times.mean()),
-            "samples": float(steps), "path": path, "times": times}
+            "samples": float(steps), "path": path, "times": times, "energy": energy}
 
 
 # ------------------------------------------------------------------------------------- stages
@@ -282,11 +300,13 @@ class MixtureStage(Stage):
 
 @dataclass
 class CMMLatency:
-    """CMM's decision latency at batch 1 (all students + the mixture), µs."""
+    """CMM's decision latency at batch 1 (all students + the mixture), µs; its energy per decision."""
 
     p50: float
     p99: float
     mean: float
+    energy: "EnergyEstimate | None" = None
+    path: str = ""
 
 
 class CMMLatencyStage(Stage):
@@ -312,7 +332,7 @@ class CMMLatencyStage(Stage):
         if len(rows):
             rows = rows[np.unique(np.linspace(0, len(rows) - 1, min(len(rows), self.steps)).round().astype(np.int64))]
         lat = decision_latency(students, mixture.moe, fs.X[rows], self.steps, step_rows=fs.steps[i0:])
-        return CMMLatency(lat["p50"], lat["p99"], lat["mean"])
+        return CMMLatency(lat["p50"], lat["p99"], lat["mean"], lat["energy"], lat["path"])
 
 
 class CMMSignalsStage(Stage):
@@ -321,14 +341,14 @@ class CMMSignalsStage(Stage):
     provides = Signals
     requires = {"students": StudentSet, "mixture": FittedMixture, "replay": ReplayWindows, "replay_features": ReplayTeacherFeatures,
                 "predictions": TeacherPredictions, "latency": CMMLatency, "teacher_latency": TeacherLatency, "model": TeacherModel}
-    optional = {"probe": ProbeResult}
+    optional = {"probe": ProbeResult, "features": TeacherFeatures}
 
     def identity(self, ctx: StageContext) -> Any:
         return None
 
     def run(self, ctx: StageContext, students: StudentSet, mixture: FittedMixture, replay: ReplayWindows, replay_features: ReplayTeacherFeatures,
             predictions: TeacherPredictions, latency: CMMLatency, teacher_latency: TeacherLatency, model: TeacherModel,
-            probe: ProbeResult | None = None) -> Signals:
+            probe: ProbeResult | None = None, features: TeacherFeatures | None = None) -> Signals:
         from cmm_bt_plugins.features.quality import quality_table
 
         fs_rp, moe = replay.replay, mixture.moe
@@ -367,9 +387,20 @@ class CMMSignalsStage(Stage):
         }
         if probe is not None:
             tables["probe"] = pd.DataFrame([{"layer": l, "task": TASKS[t], "regime": rn, "phi": probe.phi[i, t, r], "Phi": probe.Phi[i, t, r],
-                                             "peak": bool(probe.peak_start[t, r] <= i < probe.peak_end[t, r])}
+                                             "peak": bool(probe.peak_start[t, r] <= i < probe.peak_end[t, r]),
+                                             "informative": bool(probe.informative[t, r])}
                                             for i, l in enumerate(probe.layers) for t in range(len(TASKS)) for r, rn in enumerate(probe.regimes)])
         metrics = cmm_metrics(quality, students, latency, teacher_latency, model.teacher.n_params(), probe)
+        if features is not None:
+            metrics.update(teacher_sample_counts(features, replay_features))
+        energy = [energy_row("cmm", latency.energy, f"students + MoE, {latency.path} path, batch 1")] if latency.energy else []
+        if teacher_latency.energy is not None:
+            energy.append(energy_row("teacher", teacher_latency.energy, "one teacher forward per decision, batch 1"))
+        if energy:
+            tables[ENERGY_TABLE] = pd.DataFrame(energy)
+        metrics.update(energy_metrics(latency.energy))
+        metrics.update(energy_metrics(latency.energy, "cmm_"))
+        metrics.update(energy_metrics(teacher_latency.energy, "teacher_"))
         return Signals(frame, metrics, tables, QUIET_TABLES)
 
     @staticmethod
@@ -424,7 +455,17 @@ def cmm_metrics(quality: pd.DataFrame, students: StudentSet, cmm_latency: CMMLat
         out["cmm_speedup_p50"] = float(teacher_latency.p50) / cmm_latency.p50
     if probe is not None and np.isfinite(probe.specialisation).any():
         out["probe_specialisation_index"] = float(np.nanmean(probe.specialisation))
+    if probe is not None:
+        for k in ("n_fit", "n_held_out"):
+            if isinstance(probe.meta.get(k), (int, float)):
+                out[f"probe_samples_{k.removeprefix('n_')}"] = float(probe.meta[k])
     return out
+
+
+def teacher_sample_counts(features: TeacherFeatures, replay_features: ReplayTeacherFeatures) -> dict[str, float]:
+    """``teacher_samples_{train,validation,replay}``: teacher feature rows per split."""
+    parts = {"train": features.train, "validation": features.validation, "replay": replay_features.replay}
+    return {f"teacher_samples_{k}": float(0 if f is None else len(f)) for k, f in parts.items()}
 
 
 # ------------------------------------------------------------------------------- the sections
@@ -442,4 +483,4 @@ def student_stages(run: "RunSpec", spec: "ComponentSpec") -> list[Stage]:
     return [DistillationDataStage(student), StudentsStage(student), MixtureStage(moe), CMMLatencyStage(student), CMMSignalsStage("cmm-signals", student.name)]
 
 
-__all__ = ["CMMLatency", "DistillationSet", "cmm_metrics", "decision_latency", "mix_experts", "predict_chunked", "probe_stages", "student_stages", "thin"]
+__all__ = ["CMMLatency", "DistillationSet", "cmm_metrics", "teacher_sample_counts", "decision_latency", "mix_experts", "predict_chunked", "probe_stages", "student_stages", "thin"]

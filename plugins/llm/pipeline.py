@@ -42,3 +42,13 @@ def cmm_bt_study_columns(metrics):
 
     return [MetricRow(PRED_ERROR_METRIC.format(task=t), f"MAE {t}", "float", "lower") for t in TASKS
             if PRED_ERROR_METRIC.format(task=t) in metrics]
+
+
+@hookimpl
+def cmm_bt_study_notes(result):
+    """The teacher's samples per split (train and validation feed the heads, students and probe)."""
+    m = result.metrics
+    if "teacher_samples_train" not in m:
+        return None
+    return {"teacher samples (train / validation / test replay)":
+            " / ".join(str(int(m.get(f"teacher_samples_{k}") or 0)) for k in ("train", "validation", "replay"))}

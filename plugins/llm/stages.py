@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from cmm_bt.energy import ENERGY_TABLE, energy_metrics, energy_row, measure_energy
 from cmm_bt.errors import ConfigError
 from cmm_bt.pipeline import Signals, Stage, StageContext
 
@@ -247,7 +248,9 @@ class TeacherLatencyStage(TeacherStage):
         rows = replay_features.replay.indices
         fs, rows = (replay.replay, rows[:n]) if rows.size else (windows.train, features.train.indices[:n])
         lat = model.teacher.decision_latency_us(fs.X[rows], fs)
-        return TeacherLatency(lat["p50"], lat["p99"], lat["mean"], list(lat["samples"]))
+        X = fs.X[rows]
+        energy = measure_energy(lambda i: model.teacher.hidden_states(X[i % len(X):i % len(X) + 1], fs), min_decisions=len(X))
+        return TeacherLatency(lat["p50"], lat["p99"], lat["mean"], list(lat["samples"]), energy)
 
 
 class TeacherSignalsStage(TeacherStage):
@@ -282,8 +285,15 @@ class TeacherSignalsStage(TeacherStage):
         out["decision_latency_us_p99"] = latency.p99
         feats = [features.train, features.validation, replay_features.replay]
         out["teacher_samples"] = float(sum(len(f) for f in feats if f is not None))
+        for name, f in zip(("train", "validation", "replay"), feats):
+            out[f"teacher_samples_{name}"] = float(0 if f is None else len(f))
         out["teacher_replay_stride"] = float(replay_features.stride)
-        return Signals(frame, out, {"prediction_quality": q})
+        tables = {"prediction_quality": q}
+        if latency.energy is not None:
+            out.update(energy_metrics(latency.energy))
+            out.update(energy_metrics(latency.energy, "teacher_"))
+            tables[ENERGY_TABLE] = pd.DataFrame([energy_row("teacher", latency.energy, "one teacher forward per decision, batch 1")])
+        return Signals(frame, out, tables)
 
 
 # -------------------------------------------------------------------------------- the section

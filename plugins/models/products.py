@@ -74,12 +74,14 @@ class TeacherPredictions:
 
 @dataclass
 class TeacherLatency:
-    """The teacher's decision latency at batch 1, µs (``samples``: every timed decision)."""
+    """The teacher's decision latency at batch 1, µs (``samples``: every timed decision), and its
+    energy per decision (:class:`cmm_bt.energy.EnergyEstimate`, None when turned off)."""
 
     p50: float
     p99: float
     mean: float
     samples: list[float] = field(default_factory=list)
+    energy: Any = None
 
 
 @dataclass

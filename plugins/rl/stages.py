@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from cmm_bt.energy import ENERGY_TABLE, energy_metrics, energy_row, measure_energy
 from cmm_bt.engine.config import EngineConfig
 from cmm_bt.errors import ConfigError
 from cmm_bt.pipeline import Signals, Stage, StageContext
@@ -133,7 +134,14 @@ class RLSignalsStage(Stage):
         n50, n99 = _percentiles(numba_ns[1:] or numba_ns)
         metrics = {"decision_latency_us_p50": t50, "decision_latency_us_p99": t99,
                    "rl_compiled_decision_us_p50": n50, "rl_compiled_decision_us_p99": n99}
-        return Signals(frame, metrics)
+        # energy per decision of the same SB3 predict (the policy's torch path)
+        energy = measure_energy(lambda i: model.predict(obs[i % len(obs):i % len(obs) + 1], deterministic=True), min_decisions=len(obs))
+        tables = {}
+        if energy is not None:
+            metrics.update(energy_metrics(energy))
+            metrics.update(energy_metrics(energy, "rl_"))
+            tables[ENERGY_TABLE] = pd.DataFrame([energy_row("rl-policy", energy, f"SB3 {self.component} predict, batch 1")])
+        return Signals(frame, metrics, tables)
 
 
 def rl_stages(run: "RunSpec", spec: "ComponentSpec") -> list[Stage]:

@@ -26,7 +26,7 @@ strategies:
   as: {file: %s}
 seeds: [0, 1]
 protocol: {decision_interval_ms: 500, episode_mode: fixed, episode_length_s: 600}
-tuning: {trials: 2, search: grid, split: validation, metric: epnl}
+tuning: {trials: 2, search: grid, split: validation, metric: epnl, seed: 7}
 reference: fs
 """
 
@@ -86,7 +86,7 @@ def test_small_study_end_to_end_and_resumes(cli, tmp_path, data_root):
     study, out = _study(tmp_path, root), tmp_path / "out"
     res = cli("study", study, "--out", out, "--workers", "1")
     assert res.code == 0, res.err[-2000:]
-    for name in ("study.json", "paired.json", "mcs.json", "study.md", "report.html"):
+    for name in ("study.json", "paired.json", "mcs.json", "notes.json", "study.md", "report.html"):
         assert (out / name).is_file(), name
     rows = json.loads((out / "study.json").read_text())
     assert {(r["strategy"], r["metric"]) for r in rows} >= {("fs", "epnl"), ("as", "pnl_map"), ("as", "sharpe")}
@@ -98,6 +98,9 @@ def test_small_study_end_to_end_and_resumes(cli, tmp_path, data_root):
     assert set(paired[0]) >= {"dataset", "a", "b", "metric", "diff_mean", "ci_low", "ci_high", "p_value"}
     # tuned on validation (2 grid trials), then each seed on test, with the protocol's engine settings
     assert len([p for p in (out / "tuning" / "synthetic" / "fs" / "trials").iterdir() if not p.name.startswith(".")]) == 2
+    trial = next(p for p in (out / "tuning" / "synthetic" / "fs" / "trials").iterdir() if not p.name.startswith("."))
+    assert "seed: 7" in (trial / "config.yaml").read_text()  # the tuning runs use the tuning seed
+    assert json.loads((out / "notes.json").read_text()) == []  # classic market makers: no plugin notes, no energy table
     run_cfg = (out / "runs" / "synthetic" / "as" / "seed-1" / "config.yaml").read_text()
     assert "decision_interval_ms: 500" in run_cfg and "split: test" in run_cfg and "seed: 1" in run_cfg
     assert "<img" in (out / "report.html").read_text()
@@ -105,3 +108,46 @@ def test_small_study_end_to_end_and_resumes(cli, tmp_path, data_root):
     again = cli("study", study, "--out", out, "--workers", "1")
     assert again.code == 0 and "2 of 2 trials found complete" in again.out and "test runs (" not in again.out
     assert (out / "runs" / "synthetic" / "as" / "seed-1" / "metrics.json").stat().st_mtime == mtime
+
+
+def test_study_overrides_go_to_the_strategies_with_that_section(tmp_path):
+    from pathlib import Path
+
+    from cmm_bt.study.runner import strategy_overrides
+
+    root = Path(__file__).resolve().parents[2]
+    text = f"""
+datasets: [synthetic]
+strategies:
+  cmm: {{file: {root / 'strategies/cmm.yaml'}, overrides: [students.params.max_epochs=3]}}
+  fs: {{file: {root / 'strategies/fixed-spread.yaml'}}}
+protocol: {{decision_interval_ms: 1000}}
+overrides: [teacher.params.max_samples=2000, teacher.params.stride=2]
+reference: cmm
+"""
+    study, base = load_study(_write(tmp_path, text))
+    assert strategy_overrides(study, "cmm", base) == ["teacher.params.max_samples=2000", "teacher.params.stride=2",
+                                                      "students.params.max_epochs=3", "engine.decision_interval_ms=1000"]
+    assert strategy_overrides(study, "fs", base) == ["engine.decision_interval_ms=1000"]
+    with pytest.raises(ConfigError, match=r"overrides\.0: no strategy has a `rl:` section"):
+        load_study(_write(tmp_path, text.replace("teacher.params.max_samples=2000", "rl.params.total_timesteps=10")))
+    with pytest.raises(ConfigError, match="engine settings go in `protocol`"):
+        load_study(_write(tmp_path, text.replace("teacher.params.stride=2", "engine.order_qty=2")))
+
+
+def test_notes_collapse_over_strategies_and_name_the_seeds():
+    from types import SimpleNamespace
+
+    from cmm_bt.study.analysis import note_rows
+
+    def run(ds, name, seed):
+        return SimpleNamespace(dataset=ds, strategy=name, seed=seed, result=SimpleNamespace(extra={}))
+
+    study = SimpleNamespace(datasets=["d"], seeds=[0, 1], strategies={"a": None, "b": None}, reference="a")
+    runs = [run("d", n, s) for n in ("a", "b") for s in (0, 1)]
+    notes = {("d", n, s): {"samples": "2000 / 2000"} for n in ("a", "b") for s in (0, 1)}
+    notes["d", "a", 0]["probe"] = {"mid": {"low": "layers 0–2"}}
+    notes["d", "a", 1]["probe"] = {"mid": {"low": "layers 3–5"}}
+    rows = note_rows(SimpleNamespace(study=study, runs=runs, notes=notes))
+    assert [(r["label"], r["runs"]) for r in rows] == [("probe", ["a (seeds 0)"]), ("probe", ["a (seeds 1)"]), ("samples", ["a", "b"])]
+    assert rows[0]["value"] == {"mid": {"low": "layers 0–2"}}

@@ -68,3 +68,17 @@ def test_rich_report_skips_quiet_tables():
     RichReport(RichReport.Config()).report(result, console)
     text = console.export_text()
     assert "Other" in text and "Cmm students" not in text and "Probe" not in text
+
+
+def test_study_notes_say_what_the_probe_found():
+    from cmm_bt_plugins.cmm.report import cmm_bt_study_notes
+
+    result = _result()
+    result.metrics.update(probe_samples_fit=1200.0, probe_samples_held_out=800.0)
+    notes = cmm_bt_study_notes(result)
+    assert notes == {"probe peak bands": {"mid": {"low-vol": "layers 1–2, Φ 0.50"}}, "probe specialisation index": 0.25,
+                     "probe samples (fit / held out)": "1200 / 800"}
+    result.extra["probe"] = result.extra["probe"].assign(informative=False)
+    assert cmm_bt_study_notes(result)["probe peak bands"] == {"mid": {"low-vol": "no layer informative"}}
+    result.extra = {}
+    assert cmm_bt_study_notes(result) is None

@@ -148,6 +148,12 @@ def test_students_mixture_latency_and_signals(world, tmp_path):
     for k in ("pred_mae_mid", "pred_r2_spread", "teacher_pred_mae_mid", "cmm_decision_latency_us_p50", "student_task_mid_pred_mae_mid"):
         assert k in sig.metrics, k
     assert sig.metrics["decision_latency_us_p50"] == lat.p50 and sig.metrics["cmm_speedup_p50"] == pytest.approx(190_000.0 / lat.p50)
+    # energy per decision on the path the latency timed (cmm_bt.energy); the probe's samples
+    assert lat.energy is not None and lat.energy.decisions >= 50 and sig.metrics["cmm_cpu_us_per_decision"] > 0
+    assert sig.metrics["energy_per_decision_j"] == sig.metrics["cmm_energy_per_decision_j"] >= 0
+    assert sig.tables["energy_per_decision"]["model"].tolist() == ["cmm"]
+    assert sig.metrics["probe_samples_fit"] + sig.metrics["probe_samples_held_out"] == len(world.features.train.indices)
+    assert "informative" in sig.tables["probe"]
 
 
 class LinearStudents(StudentSet):

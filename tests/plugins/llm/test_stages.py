@@ -36,7 +36,7 @@ def _run(market, registry, tmp_path, model_dir, **sections):
     return make_run(strategy, registry, splits=splits, cache_dir=tmp_path)
 
 
-def test_teacher_signals_metrics_and_cache(market, registry, tmp_path, tiny_model_dir):
+def test_teacher_signals_metrics_and_cache(market, registry, tmp_path, tiny_model_dir, monkeypatch):
     run = _run(market, registry, tmp_path, tiny_model_dir)
     products, pipeline = run_stages(run, market)
     sig = products.get(Signals)
@@ -65,6 +65,14 @@ def test_teacher_signals_metrics_and_cache(market, registry, tmp_path, tiny_mode
     assert 0 < m["teacher_decision_latency_us_p50"] <= m["teacher_decision_latency_us_p99"]
     assert m["decision_latency_us_p50"] == m["teacher_decision_latency_us_p50"]
     assert {r.stage: r.cached for r in pipeline.records.values()}["teacher-features"] is False
+    assert (m["teacher_samples_train"], m["teacher_samples_replay"]) == (40, 60)
+    # energy per decision of the teacher's forward (cmm_bt.energy): CPU time measured, method in words
+    assert m["teacher_cpu_us_per_decision"] > 0 and m["energy_per_decision_j"] == m["teacher_energy_per_decision_j"] >= 0
+    energy = sig.tables["energy_per_decision"]
+    assert energy["model"].tolist() == ["teacher"] and energy["decisions"].iloc[0] >= 3
+    assert energy["method"].iloc[0].startswith("codecarbon")
+
+    monkeypatch.setenv("CMM_BT_ENERGY", "0")  # the forward count below is the latency probe's alone
 
     # same config again: features come from the stage cache, identical signals
     orig = HFCausalLMTeacher._forward

@@ -16,7 +16,8 @@ TINY = ["-o", "rl.params.total_timesteps=1024", "-o", "rl.params.eval_every=512"
 #: metrics that are timings (they differ between two runs of the same command)
 TIMINGS = ("wall_s", "run_wall_s", "decisions_per_s", "events_per_s", "rl_train_wall_s", "rl_train_steps_per_s",
            "decision_latency_us_p50", "decision_latency_us_p99", "rl_compiled_decision_us_p50",
-           "rl_compiled_decision_us_p99", "policy_latency_us_p50", "policy_latency_us_p99")
+           "rl_compiled_decision_us_p99", "policy_latency_us_p50", "policy_latency_us_p99",
+           *(f"{p}{k}" for p in ("", "rl_") for k in ("energy_per_decision_j", "cpu_energy_per_decision_j", "cpu_us_per_decision")))
 
 
 def _one_line_error(result, *fragments):
@@ -85,6 +86,10 @@ def test_run_folder_cache_and_determinism(cli, tmp_path, monkeypatch):
     assert m["rl_validation_reward"] == curve["validation_reward"].max()
     raw = json.loads((a / "metrics.json").read_text())
     assert raw["decision_latency_us_p50"] > 0 and raw["rl_compiled_decision_us_p50"] > 0
+    # energy per decision of SB3's predict: measured (CPU time > 0), the method in the run's table
+    assert raw["rl_cpu_us_per_decision"] > 0 and raw["energy_per_decision_j"] == raw["rl_energy_per_decision_j"] >= 0
+    energy = pd.read_parquet(a / "energy_per_decision.parquet")
+    assert energy["model"].tolist() == ["rl-policy"] and energy["method"].iloc[0].startswith("codecarbon")
     # a fresh cache, the same command: the same metrics (timings aside) and fills
     assert _metrics(runs["b"]) == m
     pd.testing.assert_frame_equal(pd.read_parquet(a / "fills.parquet"), pd.read_parquet(runs["b"] / "fills.parquet"))
