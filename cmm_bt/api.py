@@ -18,7 +18,7 @@ from cmm_bt.config.loader import apply_overrides, compose, deep_merge, parse_str
 from cmm_bt.data.loading import default_cache_dir, load_market
 from cmm_bt.data.manifest import compute_splits, load_manifest, resolve_data_root
 from cmm_bt.data.schema import MarketData
-from cmm_bt.errors import DataError
+from cmm_bt.errors import ConfigError, DataError
 from cmm_bt.pipeline import Pipeline, Products, Signals, StageContext
 from cmm_bt.plugins import Hooks, PluginSettings, build_plugin_manager
 from cmm_bt.registry import Registry
@@ -107,7 +107,12 @@ def stage_context(run: RunSpec, market: MarketData) -> StageContext:
     from cmm_bt.engine.config import EngineConfig
     from cmm_bt.engine.loop import decision_grid
 
-    grid, _ = decision_grid(market, EngineConfig(**run.strategy.engine), *run.splits[run.replay_split])
+    try:
+        grid, _ = decision_grid(market, EngineConfig(**run.strategy.engine), *run.splits[run.replay_split])
+    except ConfigError as err:  # an engine setting this data cannot honour: name the strategy file
+        if err.file is None and run.where:
+            raise ConfigError(err.message, file=run.where, key=err.key) from None
+        raise
     key = data_key(run, market)
     replay = hashlib.blake2b(f"{key}/{run.replay_split}".encode() + np.ascontiguousarray(grid).tobytes(), digest_size=16).hexdigest()
     return StageContext(run=run, market=market, grid=grid, data_key=key, replay_key=replay, cache=StageCache(run.cache_dir))

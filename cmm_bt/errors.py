@@ -18,6 +18,7 @@ class CmmBtError(Exception):
     def __init__(self, message: str, *, file: str | Path | None = None, key: str | None = None):
         self.file = str(file) if file is not None else None
         self.key = key
+        self.message = message
         parts = [p for p in (self.file, key) if p]
         prefix = ": ".join(parts)
         super().__init__(f"{prefix}: {message}" if prefix else message)

@@ -105,8 +105,9 @@ class EngineConfig(Params):
         "into consecutive episodes of episode_length_s.",
     )
     episode_length_s: float = Field(
-        3600.0, ge=1e-9, le=MAX_INTERVAL_MS / 1e3,
-        description="Episode length in seconds when episode_mode is 'fixed' (at least 1 ns, at most 366 days).",
+        3600.0, ge=1e-6, le=MAX_INTERVAL_MS / 1e3,
+        description="Episode length in seconds when episode_mode is 'fixed' (at least one decision interval, at "
+        "most 366 days).",
     )
     flatten_at_episode_end: bool = Field(
         True,
@@ -130,6 +131,13 @@ class EngineConfig(Params):
         if model == "per-contract":
             data = {**data, "maker_fee": 0.0, "taker_fee": 0.0}
         return data
+
+    @model_validator(mode="after")
+    def _episode_holds_a_decision(self) -> "EngineConfig":
+        if self.episode_mode == "fixed" and self.episode_length_s * 1e3 < self.decision_interval_ms:
+            raise ValueError(f"episode_length_s ({self.episode_length_s:g} s) is shorter than one decision interval "
+                             f"({self.decision_interval_ms:g} ms): no episode could hold a decision")
+        return self
 
     @property
     def decision_interval_ns(self) -> int:

@@ -22,7 +22,7 @@ from cmm_bt.engine import kernel as K
 from cmm_bt.engine.book import PRICE_MARGIN, build_ladder, first_two_sided
 from cmm_bt.engine.config import EngineConfig
 from cmm_bt.engine.output import FILL_COLUMNS, NOT_MEASURED, STEP_COLUMNS, BacktestOutput
-from cmm_bt.errors import DataError
+from cmm_bt.errors import ConfigError, DataError
 
 EPISODE_COLUMNS = [
     "episode", "start_ns", "end_ns", "pnl", "fees", "fills", "volume", "mean_abs_position", "max_abs_position",
@@ -78,6 +78,12 @@ def _prepare(market: MarketData, config: EngineConfig) -> _Prepared:
     return _Prepared(events, ladder, lo - PRICE_MARGIN, hi + PRICE_MARGIN)
 
 
+MAX_DECISIONS = 100_000_000
+"""Most decision steps one replay may hold (its step table alone is ~100 bytes a step)."""
+MAX_EPISODES = 1_000_000
+"""Most episodes one replay may cut its sessions into."""
+
+
 def _episodes(market: MarketData, config: EngineConfig, start_ns: int | None, end_ns: int | None) -> list[tuple[int, int]]:
     sessions = list(market.sessions) or [(market.start_ns, market.end_ns + 1)]
     lo = start_ns if start_ns is not None else -(2**62)
@@ -89,6 +95,9 @@ def _episodes(market: MarketData, config: EngineConfig, start_ns: int | None, en
             continue
         if config.episode_mode == "fixed":
             length = int(round(config.episode_length_s * 1e9))
+            if len(out) + -(-(e - s) // length) > MAX_EPISODES:
+                raise ConfigError(f"{config.episode_length_s:g} s cuts this data into more than {MAX_EPISODES:,} "
+                                  "episodes: use longer episodes", key="engine.episode_length_s")
             for a in range(s, e, length):
                 out.append((a, min(a + length, e)))
         else:
@@ -104,12 +113,17 @@ def _grid(prep: _Prepared, episodes: list[tuple[int, int]], dt: int):
     ends = np.array([e for _, e in episodes], dtype=np.int64)
     ts, lts, kind, side, lv, qty, perm = prep.events
     first = first_two_sided(lts, kind, side, lv, qty, perm, prep.ladder.shape[0], starts, ends)
+    t0s = [s + -(-(int(f) - s) // dt) * dt for (s, _), f in zip(episodes, first)]
+    total = sum(max(0, -(-(e - t0) // dt)) for (_, e), t0, f in zip(episodes, t0s, first) if f >= 0)
+    if total > MAX_DECISIONS:
+        raise ConfigError(f"{dt / 1e6:g} ms gives {total:,} decision steps over this data (at most "
+                          f"{MAX_DECISIONS:,} in one replay): use a longer interval or a shorter split",
+                          key="engine.decision_interval_ms")
     times, ids, kept = [], [], []
     k = 0
-    for (s, e), f in zip(episodes, first):
+    for (s, e), f, t0 in zip(episodes, first, t0s):
         if f < 0:
             continue
-        t0 = s + -(-(int(f) - s) // dt) * dt
         t = np.arange(t0, e, dt, dtype=np.int64)
         if t.size == 0:
             continue

@@ -75,6 +75,21 @@ def _minutes(hhmm: str) -> int:
     return int(h) * 60 + int(m)
 
 
+def _went_backwards(cum: np.ndarray, rows: np.ndarray, f, key: str, harm: str) -> np.ndarray:
+    """Rows (of ``rows``) where the cumulative column ``cum`` is below an earlier row's value.  A trailing
+    row or two (some files end on a zero row) is tolerated; more means one row's value is wrong."""
+    vq = np.where(rows, cum, -np.inf)
+    high = np.maximum.accumulate(vq)
+    back = rows & (cum < high)
+    n = int(back.sum())
+    if n > max(10, 0.01 * int(rows.sum())):
+        first = int(np.flatnonzero(back)[0])
+        culprit = int(np.flatnonzero(vq[: first + 1] == high[first])[0])
+        raise DataError(f"cumulative {key} at row {culprit} is above that of the {n} later rows (first at row "
+                        f"{first}); it would {harm}", file=f, key=key)
+    return back
+
+
 def _product(instrument_id: str) -> str:
     m = re.match(r"[A-Za-z]+", instrument_id)
     return m.group(0) if m else instrument_id
@@ -234,17 +249,10 @@ class ChinaDataYes(DataSource):
         if bad.size:
             raise DataError(f"negative, missing or non-finite turnover at row {int(bad[0])}", file=f, key="value")
         # rows whose cumulative volume went backwards (e.g. a trailing zero-volume row)
-        vq = np.where(quoted, vol, -np.inf)
-        high = np.maximum.accumulate(vq)
-        reset = quoted & (vol < high)
-        n_reset = int(reset.sum())
-        if n_reset > max(10, 0.01 * int(quoted.sum())):  # not a trailing row or two: one row's volume is wrong
-            first = int(np.flatnonzero(reset)[0])
-            culprit = int(np.flatnonzero(vq[: first + 1] == high[first])[0])
-            raise DataError(f"cumulative volume at row {culprit} is above that of the {n_reset} later rows "
-                            f"(first at row {first}); it would drop them all", file=f, key="volume")
-        meta["dropped_volume_reset_rows"] += n_reset
+        reset = _went_backwards(vol, quoted, f, "volume", "drop them all")
+        meta["dropped_volume_reset_rows"] += int(reset.sum())
         base = quoted & ~reset
+        _went_backwards(val, base, f, "value", "skip the trades of them all")  # cumulative turnover too
         idx = np.flatnonzero(base)
 
         # --- trades from cumulative volume/value, over all quoted rows (auctions included)

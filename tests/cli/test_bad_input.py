@@ -247,6 +247,22 @@ def test_engine_values_run_cannot_honour_are_exit_2(cli, tmp_path, cache, key, v
     assert_one_line_error(cli("validate", s), "s.yaml", key, fragment)
 
 
+@pytest.mark.parametrize(
+    ("overrides", "key", "fragment"),
+    [
+        (["engine.decision_interval_ms=0.000001"], "engine.decision_interval_ms", "decision steps over this data"),
+        (["engine.episode_mode=fixed", "engine.decision_interval_ms=0.001", "engine.episode_length_s=0.000001"],
+         "engine.episode_length_s", "episodes: use longer episodes"),
+        (["engine.episode_mode=fixed", "engine.episode_length_s=0.01"], "episode_length_s", "shorter than one decision"),
+    ],
+)
+def test_grids_the_data_cannot_hold_are_exit_2_not_memory_errors(cli, tmp_path, cache, overrides, key, fragment):
+    s = strategy(tmp_path, dataset(tmp_path))
+    result = run(cli, tmp_path, s, *[a for o in overrides for a in ("-o", o)], "--out", tmp_path / "r")
+    assert_one_line_error(result, "s.yaml", key, fragment)
+    assert not (tmp_path / "r").exists()
+
+
 # ------------------------------------------------------------------------------ the --out folder
 @pytest.mark.parametrize("case", ["below-a-file", "dangling-link", "unwritable"])
 def test_bad_out_is_exit_2_before_the_backtest(cli, tmp_path, cache, case):

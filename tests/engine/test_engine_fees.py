@@ -86,6 +86,7 @@ def test_fee_summary_says_when_defaults_apply():
         {"episode_length_s": 1e30}, {"episode_length_s": 1e-12}, {"maker_fee": math.nan}, {"taker_fee": -math.inf},
         {"maker_fee": 2.0}, {"position_limit": math.inf}, {"order_qty": math.nan}, {"queue_exponent": math.inf},
         {"fee_model": "per-contract", "taker_fee_per_contract": math.nan},
+        {"episode_mode": "fixed", "episode_length_s": 0.05, "decision_interval_ms": 100},
     ],
 )
 def test_values_the_replay_cannot_honour_are_refused(kw):
@@ -94,7 +95,8 @@ def test_values_the_replay_cannot_honour_are_refused(kw):
 
 
 @pytest.mark.parametrize("kw", [{"decision_interval_ms": 1e-6}, {"entry_latency_us": 86_400e6},
-                                {"episode_length_s": 1e-9}, {"maker_fee": -1.0}])
+                                {"episode_mode": "fixed", "episode_length_s": 1e-6, "decision_interval_ms": 1e-3},
+                                {"maker_fee": -1.0}])
 def test_extremes_that_can_be_honoured_are_accepted(kw):
     c = EngineConfig(**kw)
     assert c.decision_interval_ns >= 1

@@ -12,7 +12,7 @@ from cmm_bt.components import Quotes
 from cmm_bt.engine.config import EngineConfig
 from cmm_bt.engine.loop import decision_grid, run_backtest
 from cmm_bt.engine.synthetic import synthetic_market
-from cmm_bt.errors import DataError
+from cmm_bt.errors import ConfigError, DataError
 
 
 def touch(s):
@@ -32,6 +32,14 @@ def test_grid_starts_when_local_book_is_two_sided():
     assert times[0] == ms(300)  # first multiple of 100 ms after the local book has both sides
     assert np.all(np.diff(times) == 100 * MS) and times[-1] == ms(900)
     assert set(eps.tolist()) == {0}
+
+
+def test_grids_too_large_to_hold_are_refused_before_they_are_built():
+    m = market(base_book(), end_ms=1000.0 * 3600)  # one hour: 3.6e12 decisions at 1 ns, 3.6e9 episodes of 1 us
+    with pytest.raises(ConfigError, match="engine.decision_interval_ms: 1e-06 ms gives 3,600,000,000,000 decision steps"):
+        decision_grid(m, cfg(decision_interval_ms=1e-6))
+    with pytest.raises(ConfigError, match="engine.episode_length_s: 1e-06 s cuts this data into more than"):
+        decision_grid(m, cfg(decision_interval_ms=1e-3, episode_mode="fixed", episode_length_s=1e-6))
 
 
 def test_fixed_episodes_and_sessions():

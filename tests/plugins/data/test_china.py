@@ -168,6 +168,14 @@ def test_one_huge_cumulative_volume_does_not_drop_every_later_row(if_day, tmp_pa
         _load([_write(df, tmp_path / "y.csv.gz")], data_root, INST)
 
 
+def test_one_huge_cumulative_turnover_is_refused_not_skipped(if_day, tmp_path, data_root):
+    df = if_day.iloc[:1000].astype({"value": float})
+    r = _quoted_row(df, 10)
+    df.iloc[r, df.columns.get_loc("value")] = 1e300  # one row: every later trade's turnover would be negative
+    with pytest.raises(DataError, match=rf"t\.csv\.gz: value: cumulative value at row {r} is above that of the"):
+        _load([_write(df, tmp_path / "t.csv.gz")], data_root, INST)
+
+
 @pytest.mark.parametrize(("qty", "message"), [(-5.0, "negative quantity"),
                                               (np.nan, "missing, non-finite or out-of-range quantity")])
 def test_book_quantities_negative_or_nan(if_day, tmp_path, data_root, qty, message):
