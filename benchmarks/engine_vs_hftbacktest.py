@@ -29,6 +29,7 @@ import argparse
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -38,11 +39,14 @@ from cmm_bt.components import NO_PRICE, Quotes
 from cmm_bt.data.schema import Instrument
 from cmm_bt.engine.hftbacktest_ref import MMSpec, ReferenceMM, engine_config, hbt_events_from_binance, run_hbt
 from cmm_bt.engine.loop import run_backtest
-from cmm_bt_plugins.data.binance import KNOWN_TICKS, BinanceCapture
+from cmm_bt_plugins.data.binance import KNOWN_TICKS, BinanceCapture, coin_m_instrument
 
 #: lot sizes of the dataset manifests (datasets/binance-*.yaml)
 LOTS = {("usdm", "BTCUSDT"): 0.001, ("usdm", "ETHUSDT"): 0.001, ("spot", "BTCUSDT"): 0.00001,
         ("cm", "BTCUSD_PERP"): 1.0}
+#: the reference market maker on an inverse contract: 1 contract a side (100 USD for BTCUSD_PERP; 0.01 BTC on
+#: the linear captures is ~600 USD), one tick of skew per contract held, at most 10 contracts
+INVERSE_SPEC = MMSpec(order_qty=1.0, skew_unit=1.0, max_position=10.0)
 
 
 @njit(cache=True)
@@ -81,20 +85,24 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--tick-size", type=float, default=None, help="price tick, for a symbol the binance plugin does not know")
     ap.add_argument("--lot-size", type=float, default=None, help="order/lot size (default: the dataset manifests' lot, else 1)")
     ap.add_argument("--contract-size", type=float, default=None,
-                    help="inverse (coin-margined) contract value in USD: not supported yet by cmm-bt's engine (exit 2)")
+                    help="inverse (coin-margined) contract value in USD; default for COIN-M captures: the binance "
+                         "plugin's KNOWN_CONTRACT_SIZES (BTCUSD_PERP 100); given for another capture, it is run as inverse")
     a = ap.parse_args(argv)
     files = [Path(f) for f in a.data]
 
     t = time.perf_counter()
     ours_src = BinanceCapture(BinanceCapture.Config())
     probe = ours_src.load(files, None, files[0].parent) if a.tick_size is None else None
-    if a.contract_size is not None:
-        raise SystemExit("error: --contract-size: inverse (coin-margined) contracts are not implemented in cmm-bt's engine yet")
     key = (probe.meta["market"], probe.meta["symbol"]) if probe is not None else None
     if a.tick_size is None and key not in KNOWN_TICKS:
         raise SystemExit(f"error: no known tick size for {key}: pass --tick-size")
     tick = a.tick_size if a.tick_size is not None else KNOWN_TICKS[key]
-    inst = Instrument(key[1] if key else files[0].name, tick, 1.0, a.lot_size or LOTS.get(key, 1.0), "USDT")
+    symbol, lot = key[1] if key else files[0].name, a.lot_size or LOTS.get(key, 1.0)
+    if a.contract_size is not None or (key and key[0] == "cm"):
+        inst = replace(coin_m_instrument(symbol, tick, a.contract_size), lot_size=lot)
+        spec = INVERSE_SPEC  # sizes in contracts
+    else:
+        inst, spec = Instrument(symbol, tick, 1.0, lot, "USDT"), MMSpec()
     market = ours_src.load(files, inst, files[0].parent)
     load_ours = time.perf_counter() - t
     t = time.perf_counter()
@@ -102,13 +110,13 @@ def main(argv: list[str] | None = None) -> None:
     load_hbt = time.perf_counter() - t
     n = len(data)
 
-    spec = MMSpec()
     cfg = engine_config(spec)
-    policy = Silent(Silent.Config()) if a.replay_only else ReferenceMM(ReferenceMM.Config())
+    policy = Silent(Silent.Config()) if a.replay_only else ReferenceMM.from_spec(spec)
     py_policy = python_only(policy)
 
     def hbt():
-        return run_hbt(data, inst.tick_size, inst.lot_size, spec, replay_only=a.replay_only)
+        return run_hbt(data, inst.tick_size, inst.lot_size, spec, replay_only=a.replay_only,
+                       contract_size=inst.multiplier if inst.inverse else None)
 
     t = time.perf_counter()
     o, p, h = run_backtest(market, policy, cfg), run_backtest(market, py_policy, cfg), hbt()  # warm-up
@@ -129,9 +137,11 @@ def main(argv: list[str] | None = None) -> None:
     pnl_o = float(o.steps.equity.iloc[-1]) if steps else 0.0
     lat = p.steps.decision_latency_ns.to_numpy()
     x, y = n / mo, n / mh
+    pf = ".8f" if inst.inverse else ".4f"  # PnL in the coin (inverse) or in USDT
 
     print(f"data          {' + '.join(str(f) for f in files)}")
-    print(f"mode          {'replay only (no orders)' if a.replay_only else 'market maker, 100 ms re-quote'}")
+    print(f"mode          {'replay only (no orders)' if a.replay_only else 'market maker, 100 ms re-quote'}, "
+          f"{inst.describe()}")
     print(f"load/convert  ours {load_ours:.2f} s ({len(market.events):,} events)   "
           f"hbt {load_hbt:.2f} s ({n:,} events)   warm-up {warm:.2f} s   (not timed)")
     print(f"{'engine':<20}{'median wall':>12}{'min wall':>10}{'events/s':>14}{'ratio':>7}{'steps':>8}"
@@ -142,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
         ("hftbacktest", mh, w_h, h.steps, h.fills, h.pnl),
     ]:
         print(f"{name:<20}{m:>11.4f}s{min(w):>9.4f}s{n / m:>14,.0f}{mh / m:>7.3f}{nsteps:>8}{nsteps / m:>12,.0f}"
-              f"{fills:>7}{pnl:>12.4f}")
+              f"{fills:>7}{pnl:>12{pf}}")
     if steps:
         # the Python path's own cost per step: its wall minus the compiled run's, less the policy calls
         overhead = ((mp - mo) * 1e9 - float(lat.sum())) / steps / 1e3
@@ -151,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
               f"((Python wall - compiled wall) / steps - policy call)")
         print(f"python_ratio={mh / mp:.3f} python_overhead_us_per_step={overhead:.2f} compiled_ratio={mh / mo:.3f}")
     print(f"events={n} ours_events_per_s={x:.0f} hbt_events_per_s={y:.0f} ratio={x / y:.3f} "
-          f"fills_ours={fills_o} fills_hbt={h.fills} pnl_ours={pnl_o:.4f} pnl_hbt={h.pnl:.4f}")
+          f"fills_ours={fills_o} fills_hbt={h.fills} pnl_ours={pnl_o:{pf}} pnl_hbt={h.pnl:{pf}}")
     sys.stdout.flush()
 
 

@@ -102,8 +102,8 @@ def trace_ours(market: MarketData, spec: MMSpec = MMSpec(), **overrides) -> Trac
     cfg = engine_config(spec, **overrides)
     prep = _prepare(market, cfg)
     times, _, kept = _grid(prep, _episodes(market, cfg, None, None), cfg.decision_interval_ns)
-    ex = K.Exchange(prep.events, prep.ladder, lo=prep.lo, hi=prep.hi, tick_value=market.instrument.tick_value,
-                    lot_size=market.instrument.lot_size, config=cfg, steps=max(1, times.size))
+    ex = K.Exchange(prep.events, prep.ladder, lo=prep.lo, hi=prep.hi, instrument=market.instrument, config=cfg,
+                    steps=max(1, times.size))
     ladder = prep.ladder
     entry = int(ex.st[K.I_ENTRY])
     log: dict[int, dict] = {}
@@ -162,7 +162,7 @@ def trace_ours(market: MarketData, spec: MMSpec = MMSpec(), **overrides) -> Trac
     orders["status"] = orders["status"].replace("pending", REJECTED)
     rec = ex.rec
     mid = 0.5 * (rec[-1, K.R_BID] + rec[-1, K.R_ASK])
-    pnl = float(rec[-1, K.R_CASH] + rec[-1, K.R_POS] * mid * market.instrument.tick_value) if times.size else 0.0
+    pnl = float(rec[-1, K.R_CASH] + market.instrument.value(rec[-1, K.R_POS], mid)) if times.size else 0.0
     return Trace(orders[ORDER_COLUMNS], times, best, book, nf, pnl)
 
 

@@ -57,10 +57,12 @@ def is_missing(v: object) -> bool:
 
 
 def fmt_money(v: float | None, currency: str = "") -> str:
-    """``-1,234.50 USD``; ``—`` for missing values."""
+    """``-1,234.50 USD``; below one cent three significant digits (``-0.000331 BTC``: coin-margined PnL);
+    ``—`` for missing values."""
     if is_missing(v):
         return "—"
-    s = f"{float(v):,.2f}"
+    x = float(v)
+    s = f"{x:,.2f}" if x == 0 or abs(x) >= 0.005 else f"{x:.3g}"
     return f"{s} {currency}" if currency else s
 
 

@@ -34,7 +34,7 @@ def compute_metrics(
     """
     steps, fills = out.steps, out.fills
     counters = out.counters
-    tick_value = out.instrument.tick_value
+    inst = out.instrument
 
     ep_pnl = episode_pnls(out)
     n_ep = int(ep_pnl.size)
@@ -69,7 +69,7 @@ def compute_metrics(
         "total_pnl": float(ep_pnl.sum()),
         "fills": int(len(fills)),
         "order_fill_ratio": filled_orders / submitted if submitted > 0 else math.nan,
-        "turnover": float((qty * price).sum() * tick_value),
+        "turnover": float(np.abs(inst.value(qty, price)).sum()) if qty.size else 0.0,
         "volume": float(qty.sum()),
         "fees": fees,
         "events": events,
@@ -94,16 +94,18 @@ def compute_metrics(
 def pnl_attribution(out: BacktestOutput, total_pnl: float) -> dict[str, float]:
     """Where the PnL came from, money: ``total = spread capture + taker + inventory − fees``.
 
-    Each fill's edge against the exchange mid just before it, ``side · (mid_at_fill − price) · qty
-    · tick_value``, summed over passive (maker) fills is ``pnl_spread_capture`` and over taker fills
+    Each fill's edge against the exchange mid just before it, ``side · (value(qty, mid_at_fill) −
+    value(qty, price))`` (:meth:`~cmm_bt.data.schema.Instrument.value`; linear: ``side · (mid − price)
+    · qty · tick_value``), summed over passive (maker) fills is ``pnl_spread_capture`` and over taker fills
     (crossing orders, end-of-episode flattening) ``pnl_taker``; ``pnl_fees`` is minus the fees paid;
     ``pnl_inventory`` is the rest: the mark-to-market moves of the inventory held.
     """
     f = out.fills
     if len(f) == 0:
         return {"pnl_spread_capture": 0.0, "pnl_taker": 0.0, "pnl_fees": 0.0, "pnl_inventory": total_pnl}
-    edge = f["side"].to_numpy(float) * (f["mid_at_fill"].to_numpy(float) - f["price"].to_numpy(float)) * f["qty"].to_numpy(float)
-    edge = np.nan_to_num(edge) * out.instrument.tick_value
+    qty, inst = f["qty"].to_numpy(float), out.instrument
+    edge = f["side"].to_numpy(float) * (inst.value(qty, f["mid_at_fill"].to_numpy(float)) - inst.value(qty, f["price"].to_numpy(float)))
+    edge = np.nan_to_num(edge)
     maker = f["maker"].to_numpy(bool)
     fees = float(f["fee"].to_numpy(float).sum())
     spread, taker = float(edge[maker].sum()), float(edge[~maker].sum())

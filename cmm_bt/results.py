@@ -18,7 +18,7 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -249,13 +249,7 @@ def _run_info(result: RunResult) -> dict[str, Any]:
             "strategy": result.strategy_name,
             "dataset": result.dataset_name,
             "split": result.split,
-            "instrument": {
-                "symbol": inst.symbol,
-                "tick_size": inst.tick_size,
-                "multiplier": inst.multiplier,
-                "lot_size": inst.lot_size,
-                "currency": inst.currency,
-            },
+            "instrument": asdict(inst),
             "counters": dict(result.output.counters),
             "wall_s": float(result.output.wall_s),
             "extra_tables": sorted(result.extra),

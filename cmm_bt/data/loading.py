@@ -31,8 +31,9 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("CMM_BT_CACHE_DIR") or Path.cwd() / ".cache" / "cmm-bt").resolve()
 
 
-#: Version of the cache entry layout (``.parquet`` + ``.json`` with checksum and row count).
-CACHE_FORMAT = 2
+#: Version of the cache entry layout (``.parquet`` + ``.json`` with checksum and row count; 3: the
+#: instrument records its contract type).
+CACHE_FORMAT = 3
 
 
 def resolve_files(manifest: DatasetManifest, data_root: Path, *, allow_external: bool | None = None) -> list[Path]:

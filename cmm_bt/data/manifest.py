@@ -6,7 +6,7 @@ import os
 import re
 from datetime import datetime, timezone
 from pathlib import Path, PurePath, PureWindowsPath
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError, field_validator
 
@@ -28,10 +28,13 @@ class InstrumentSpec(BaseModel):
     tick_size: PositiveFloat
     multiplier: PositiveFloat = 1.0
     lot_size: PositiveFloat = 1.0
-    currency: str = "USD"
+    currency: str = Field("USD", description="What PnL, cash and fees are counted in (the coin for inverse contracts).")
+    contract: Literal["linear", "inverse"] = Field(
+        "linear", description="'inverse': coin-margined, one contract = `multiplier` in the quote currency, PnL in "
+        "`currency` (e.g. Binance COIN-M BTCUSD_PERP: multiplier 100, currency BTC).")
 
     def build(self) -> Instrument:
-        return Instrument(self.symbol, self.tick_size, self.multiplier, self.lot_size, self.currency)
+        return Instrument(self.symbol, self.tick_size, self.multiplier, self.lot_size, self.currency, self.contract)
 
 
 class SplitSpec(BaseModel):

@@ -52,7 +52,18 @@ EVENT_COLUMNS: dict[str, str] = {
 class Instrument:
     """What one tick and one unit of quantity are worth.
 
-    PnL of a fill = ``qty * price_ticks * tick_size * multiplier`` in ``currency``.
+    ``contract="linear"`` (spot, USD-margined futures, most futures): ``qty`` units at ``price`` ticks
+    are worth ``qty * price * tick_size * multiplier`` in ``currency``.
+
+    ``contract="inverse"`` (coin-margined futures such as Binance COIN-M ``BTCUSD_PERP``): one
+    contract is worth ``multiplier`` units of the quote currency (100 USD), and PnL, fees and cash are
+    in the coin (``currency``, e.g. BTC); ``qty`` contracts at price ``P`` are worth
+    ``multiplier * qty / P`` coins, so a long position of N contracts opened at ``P0`` and marked at
+    ``P1`` gains ``N * multiplier * (1/P0 - 1/P1)`` coins (hftbacktest's ``InverseAsset``).
+
+    :meth:`value` is the one formula the engine, the metrics and the reports use:
+    ``cash -= side * value(qty, price) + fee`` per fill, ``equity = cash + value(position, mark)``,
+    and a proportional fee is ``rate * |value(qty, price)|``.
     """
 
     symbol: str
@@ -60,11 +71,56 @@ class Instrument:
     multiplier: float = 1.0
     lot_size: float = 1.0
     currency: str = "USD"
+    contract: str = "linear"
+
+    def __post_init__(self) -> None:
+        if self.contract not in CONTRACTS:
+            raise ValueError(f"contract must be one of {', '.join(CONTRACTS)}, not {self.contract!r}")
+
+    @property
+    def inverse(self) -> bool:
+        return self.contract == "inverse"
+
+    @property
+    def value_scale(self) -> float:
+        """The engine's constant: ``tick_size * multiplier`` (linear) or ``multiplier / tick_size`` (inverse)."""
+        return self.multiplier / self.tick_size if self.inverse else self.tick_size * self.multiplier
+
+    def value(self, qty, price_ticks):
+        """Money value (in ``currency``) of ``qty`` units at ``price_ticks``: ``qty * price * tick_value``
+        (linear) or ``-qty * multiplier / price`` (inverse: a long contract position is short the coin).
+        Works on scalars and numpy arrays."""
+        if self.inverse:
+            return -qty * self.value_scale / price_ticks
+        return qty * price_ticks * self.value_scale
+
+    def tick_value_at(self, price_ticks: float) -> float:
+        """Money value of a one-tick move for one unit of quantity at ``price_ticks`` (constant for linear
+        contracts; ``multiplier * tick_size / P**2`` for inverse ones)."""
+        if self.inverse:
+            return self.value_scale / float(price_ticks) ** 2
+        return self.value_scale
 
     @property
     def tick_value(self) -> float:
-        """Money value of one tick for one unit of quantity."""
-        return self.tick_size * self.multiplier
+        """Money value of one tick for one unit of quantity (linear contracts; an inverse contract's depends
+        on the price: :meth:`tick_value_at`)."""
+        if self.inverse:
+            raise ValueError(f"{self.symbol} is an inverse contract: a tick's value depends on the price "
+                             "(Instrument.tick_value_at)")
+        return self.value_scale
+
+    def describe(self) -> str:
+        """One line for reports: what a tick / a contract is worth and what PnL is counted in."""
+        if self.inverse:
+            return (f"{self.symbol}, inverse: one contract = {self.multiplier:g} in the quote currency, tick "
+                    f"{self.tick_size:g}, PnL and fees in {self.currency}")
+        return (f"{self.symbol}, tick {self.tick_size:g} × {self.multiplier:g} = {self.tick_value:g} "
+                f"{self.currency} per tick")
+
+
+#: Contract types of :class:`Instrument`.
+CONTRACTS = ("linear", "inverse")
 
 
 @dataclass

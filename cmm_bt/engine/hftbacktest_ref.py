@@ -93,6 +93,12 @@ class ReferenceMM(ExecutionPolicy):
         self.spec = MMSpec(order_qty=c.order_qty, half_spread_ticks=c.half_spread_ticks, skew_unit=c.skew_unit,
                            max_position=c.max_position)
 
+    @classmethod
+    def from_spec(cls, spec: MMSpec) -> "ReferenceMM":
+        """The policy quoting like ``spec`` (the sizes :func:`run_hbt` is given)."""
+        return cls(cls.Config(order_qty=spec.order_qty, half_spread_ticks=spec.half_spread_ticks,
+                              skew_unit=spec.skew_unit, max_position=spec.max_position))
+
     def quote(self, state: DecisionState) -> Quotes:
         bid, ask, wb, wa = quote_ticks(state.best_bid, state.best_ask, state.position, self.spec)
         q = self.spec.order_qty
@@ -187,14 +193,16 @@ def hbt_events_from_binance(files: Sequence[str | Path], cache_dir: str | Path |
     return data
 
 
-def hbt_asset(data: np.ndarray, tick_size: float, lot_size: float, spec: MMSpec = MMSpec()):
-    """An hftbacktest asset with the models of :func:`engine_config`."""
+def hbt_asset(data: np.ndarray, tick_size: float, lot_size: float, spec: MMSpec = MMSpec(),
+              contract_size: float | None = None):
+    """An hftbacktest asset with the models of :func:`engine_config`: linear, or inverse (coin-margined)
+    with ``contract_size`` (hftbacktest's ``InverseAsset``: value = contract_size * qty / price)."""
     from hftbacktest import BacktestAsset
 
+    asset = BacktestAsset().data([data])
+    asset = asset.inverse_asset(contract_size) if contract_size else asset.linear_asset(1.0)
     return (
-        BacktestAsset()
-        .data([data])
-        .linear_asset(1.0)
+        asset
         .constant_order_latency(spec.entry_latency_ns, spec.response_latency_ns)
         .power_prob_queue_model(spec.queue_exponent)
         .no_partial_fill_exchange()
@@ -216,7 +224,7 @@ def _hbt_functions():
     from numba import njit
 
     @njit
-    def mm(hbt, interval, qty, half, unit, max_pos, out):
+    def mm(hbt, interval, qty, half, unit, max_pos, contract_size, out):
         bid_id = np.uint64(0)
         ask_id = np.uint64(0)
         bid_px = 0
@@ -263,7 +271,11 @@ def _hbt_functions():
                     hbt.submit_sell_order(0, ask_id, ask * depth.tick_size, qty, GTX, LIMIT, False)
             sv = hbt.state_values(0)
             out[0] = hbt.current_timestamp
-            out[1] = sv.balance - sv.fee + sv.position * 0.5 * (bb + ba) * depth.tick_size
+            mark = 0.5 * (bb + ba) * depth.tick_size
+            if contract_size > 0.0:  # InverseAsset.equity: -balance - contract_size * position / price - fee
+                out[1] = -sv.balance - sv.fee - contract_size * sv.position / mark
+            else:
+                out[1] = sv.balance - sv.fee + sv.position * mark
             out[3] = sv.num_trades
             out[4] = sv.position
             out[5] = sv.fee
@@ -296,9 +308,10 @@ class HbtResult:
 
 
 def run_hbt(data: np.ndarray, tick_size: float, lot_size: float, spec: MMSpec = MMSpec(), *,
-            replay_only: bool = False) -> HbtResult:
+            replay_only: bool = False, contract_size: float | None = None) -> HbtResult:
     """Run the reference market maker (or a bare replay) in hftbacktest; the wall time covers building the
-    backtest from the in-memory array and the jitted run (call once before timing: numba compiles)."""
+    backtest from the in-memory array and the jitted run (call once before timing: numba compiles).
+    ``contract_size``: an inverse contract (PnL and fees in the coin), else linear."""
     import time
 
     from hftbacktest import HashMapMarketDepthBacktest
@@ -306,11 +319,12 @@ def run_hbt(data: np.ndarray, tick_size: float, lot_size: float, spec: MMSpec = 
     mm, replay = _hbt_functions()
     out = np.zeros(6)
     t0 = time.perf_counter()
-    hbt = HashMapMarketDepthBacktest([hbt_asset(data, tick_size, lot_size, spec)])
+    hbt = HashMapMarketDepthBacktest([hbt_asset(data, tick_size, lot_size, spec, contract_size)])
     if replay_only:
         replay(hbt, spec.interval_ns, out)
     else:
-        mm(hbt, spec.interval_ns, spec.order_qty, spec.half_spread_ticks, spec.skew_unit, spec.max_position, out)
+        mm(hbt, spec.interval_ns, spec.order_qty, spec.half_spread_ticks, spec.skew_unit, spec.max_position,
+           float(contract_size or 0.0), out)
     wall = time.perf_counter() - t0
     hbt.close()
     # state at the last decision step (as our steps table records it)

@@ -70,7 +70,8 @@ N_ST = 32
 A_POS, A_CASH, A_FEES, A_VOL, A_LPOS = range(5)
 P_TV, P_MFEE, P_TFEE, P_LIMIT, P_LOT, P_QEXP = range(5, 11)
 P_MFEE_Q, P_TFEE_Q = range(11, 13)  # per-contract fees (money per unit of quantity), 0 unless fee_model per-contract
-N_FL = 13
+P_INV = 13  # 1.0: inverse contract (P_TV = multiplier / tick_size, value = -qty * P_TV / price), 0.0: linear
+N_FL = 14
 # orders
 OI_ID, OI_SIDE, OI_PX, OI_STATUS, OI_DONE_TS = range(5)
 OF_QTY, OF_LEAVES, OF_FRONT, OF_CUM = range(4)
@@ -117,8 +118,16 @@ OK, NEED_FILL_SPACE, ORDER_TABLE_FULL, REQUEST_QUEUE_FULL = 0, 1, 2, 3
 
 
 @njit(cache=True)
+def _value(fl, qty, price):
+    """Money value of ``qty`` at ``price`` ticks (:meth:`cmm_bt.data.schema.Instrument.value`)."""
+    if fl[P_INV] != 0.0:
+        return -qty * fl[P_TV] / price
+    return qty * price * fl[P_TV]
+
+
+@njit(cache=True)
 def _record_fill(st, fl, ladder, bests, f_i, f_f, oid, side, price, qty, maker, ts):
-    notional = qty * price * fl[P_TV]
+    notional = _value(fl, qty, price)
     fee = (fl[P_MFEE] if maker else fl[P_TFEE]) * abs(notional)
     per_q = fl[P_MFEE_Q] if maker else fl[P_TFEE_Q]
     if per_q != 0.0:  # per-contract fee model (proportional configurations never take this branch)
@@ -705,7 +714,7 @@ class Exchange:
     #: Initial sizes of the order table, the request queue and the fill log (which grows).
     order_capacity, request_capacity, fill_capacity = 256, 4096, 4096
 
-    def __init__(self, events, ladder, *, lo, hi, tick_value, lot_size, config, steps):
+    def __init__(self, events, ladder, *, lo, hi, instrument, config, steps):
         n = ladder.shape[0]
         self.ts, self.lts, self.kind, self.side, self.lv, self.qty, self.perm = events
         self.ladder = ladder
@@ -716,9 +725,12 @@ class Exchange:
         self.st[I_LO:] = [lo, hi, queue_model_code(config.queue_model), int(config.partial_fills), int(config.post_only),
                           int(round(config.entry_latency_us * 1000)), int(round(config.response_latency_us * 1000))]
         self.fl = np.zeros(N_FL)
-        self.fl[P_TV:] = [tick_value, config.maker_fee, config.taker_fee, config.position_limit,
+        lot_size = instrument.lot_size
+        self.fl[P_TV:] = [instrument.value_scale, config.maker_fee, config.taker_fee, config.position_limit,
                           lot_size if lot_size > 0 else 1.0, config.queue_exponent,
-                          getattr(config, "maker_fee_per_contract", 0.0), getattr(config, "taker_fee_per_contract", 0.0)]
+                          getattr(config, "maker_fee_per_contract", 0.0), getattr(config, "taker_fee_per_contract", 0.0),
+                          1.0 if instrument.inverse else 0.0]
+        self.instrument = instrument
         self.o_i = np.zeros((self.order_capacity, N_OI), dtype=np.int64)
         self.o_f = np.zeros((self.order_capacity, N_OF))
         self.rq = np.zeros((self.request_capacity, N_RQ), dtype=np.int64)
@@ -774,7 +786,7 @@ class Exchange:
     def equity(self) -> float:
         """Cash plus the position marked at the exchange mid."""
         pos = self.fl[A_POS]
-        return self.fl[A_CASH] + (pos * self.exchange_mid() * self.fl[P_TV] if pos else 0.0)
+        return self.fl[A_CASH] + (self.instrument.value(pos, self.exchange_mid()) if pos else 0.0)
 
     @property
     def n_fills(self) -> int:

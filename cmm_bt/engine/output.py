@@ -17,7 +17,7 @@ STEP_COLUMNS = {
     "mid": "float64",  # ticks
     "position": "float64",  # true (exchange-side) inventory after the step's events
     "cash": "float64",  # money, fees included
-    "equity": "float64",  # cash + position * mid * tick_value (mark to mid), money
+    "equity": "float64",  # cash + Instrument.value(position, mid) (mark to mid), money
     "bid_quote": "float64",  # ticks, NaN when no bid was wanted
     "ask_quote": "float64",
     "decision_latency_ns": "int64",  # wall time of the policy call (and hooks); NOT_MEASURED with a compiled policy

@@ -58,7 +58,6 @@ class Replay:
                  *, snapshot_every: int = 1024):
         self.config = config
         self.instrument = market.instrument
-        self.tick_value = float(market.instrument.tick_value)
         self.prep = _prepare(market, config)
         self.times, self.episode_ids, self.episodes = _grid(self.prep, _episodes(market, config, start_ns, end_ns),
                                                             config.decision_interval_ns)
@@ -72,8 +71,8 @@ class Replay:
     def exchange(self, steps: int) -> K.Exchange:
         """A fresh kernel state over this replay's events with ``steps`` rows of step records."""
         p = self.prep
-        return K.Exchange(p.events, p.ladder, lo=p.lo, hi=p.hi, tick_value=self.tick_value,
-                          lot_size=self.instrument.lot_size, config=self.config, steps=max(1, steps))
+        return K.Exchange(p.events, p.ladder, lo=p.lo, hi=p.hi, instrument=self.instrument, config=self.config,
+                          steps=max(1, steps))
 
     def _snapshots(self) -> None:
         """One pass with no orders over every episode, saving the market state before each snapshot step."""

@@ -35,8 +35,9 @@ Timestamps:
 
 Instrument: tick sizes by market and symbol (``KNOWN_TICKS``: usdm BTCUSDT 0.1, ETHUSDT 0.01,
 spot BTCUSDT 0.01, COIN-M BTCUSD_PERP 0.1) unless the manifest or ``tick_size`` says otherwise.
-COIN-M (inverse) quantities are in contracts (100 USD face value each for BTCUSD_PERP); the
-linear ``Instrument`` PnL formula is only an approximation for inverse contracts.  Trade
+COIN-M quantities are in contracts and the instrument is inverse (``contract="inverse"``:
+``multiplier`` = contract value in USD, 100 for BTCUSD_PERP; PnL, fees and cash in the coin, BTC),
+unless the manifest's instrument says otherwise (:func:`coin_m_instrument`).  Trade
 aggressor from ``m`` (buyer is maker => seller-initiated, -1).
 """
 
@@ -78,6 +79,19 @@ KNOWN_TICKS: dict[tuple[str, str], float] = {
     ("cm", "BTCUSD_PERP"): 0.1,
 }
 QUOTE_CURRENCY = {"usdm": "USDT", "spot": "USDT", "cm": "USD"}
+#: COIN-M symbol -> contract value in USD (Binance: 100 USD for BTCUSD contracts, 10 USD for the others).
+#: COIN-M contracts are inverse: PnL, fees and margin in the coin (the symbol's base asset).
+KNOWN_CONTRACT_SIZES: dict[str, float] = {"BTCUSD_PERP": 100.0, "ETHUSD_PERP": 10.0}
+
+
+def coin_m_instrument(symbol: str, tick: float, contract_size: float | None) -> Instrument:
+    """The inverse instrument of a COIN-M ``symbol``: ``contract_size`` USD per contract (default: Binance's,
+    100 USD for BTCUSD contracts and 10 USD for the others), PnL in the base coin, lots of one contract."""
+    if contract_size is None:
+        contract_size = KNOWN_CONTRACT_SIZES.get(symbol, 100.0 if symbol.startswith("BTCUSD") else 10.0)
+    coin = symbol.split("USD")[0] or symbol
+    return Instrument(symbol=symbol, tick_size=tick, multiplier=contract_size, lot_size=1.0, currency=coin,
+                      contract="inverse")
 
 
 def ts_unit_ns(first_ts: int) -> int:
@@ -268,6 +282,9 @@ class BinanceCapture(DataSource):
                                         "else KNOWN_TICKS by market and symbol.")
         market: Literal["auto", "usdm", "spot", "cm"] = Field("auto", description="Market of the capture; "
                                                               "auto: from the depth messages (pu => futures, ps => COIN-M).")
+        contract_size: float | None = Field(None, gt=0, description="COIN-M (inverse) contract value in USD when the "
+                                            "manifest has no instrument; default: KNOWN_CONTRACT_SIZES (BTCUSD 100, "
+                                            "others 10).")
 
     def load(self, files: list[Path], instrument: Instrument | None, data_root: Path) -> MarketData:
         if not files:
@@ -280,7 +297,9 @@ class BinanceCapture(DataSource):
         symbol = acc.symbol or "UNKNOWN"
         tick = resolve_tick(instrument, self.config.tick_size, KNOWN_TICKS.get((market or "", symbol)),
                             f"{market} {symbol}")
-        if instrument is None:
+        if instrument is None and market == "cm":
+            instrument = coin_m_instrument(symbol, tick, self.config.contract_size)
+        elif instrument is None:
             instrument = Instrument(symbol=symbol, tick_size=tick, multiplier=1.0, lot_size=1.0,
                                     currency=QUOTE_CURRENCY.get(market or "", "USDT"))
         meta: dict = {"source": self.name, "files": [str(p) for p in paths], "market": market,

@@ -114,7 +114,7 @@ def render_run(result: "RunResult", cfg: Any) -> str:
     cur = out.instrument.currency
     inst = out.instrument
     header = [("Strategy", result.strategy_name), ("Dataset", result.dataset_name), ("Split", result.split or "—"),
-              ("Instrument", f"{inst.symbol}, tick {inst.tick_size:g} × {inst.multiplier:g} = {inst.tick_value:g} {cur} per tick"),
+              ("Instrument", inst.describe()),
               ("Fees", result.fee_model or "not recorded"), ("Episodes", str(len(out.episodes)))]
     key = [[(row.label, ""), (fmt_value(m.get(row.key), row.kind, cur), _cls(m.get(row.key)) if row.signed else "")]
            for row in KEY_METRICS if row.key in m]

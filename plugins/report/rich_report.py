@@ -77,10 +77,7 @@ class RichReport(Reporter):
         else:
             span = "no decision steps"
         grid.add_row("Span", span)
-        grid.add_row(
-            "Instrument",
-            f"{inst.symbol}  tick {inst.tick_size:g}  × {inst.multiplier:g}  = {inst.tick_value:g} {inst.currency}/tick",
-        )
+        grid.add_row("Instrument", inst.describe())
         grid.add_row("Fees", result.fee_model or "not recorded")
         if result.run_dir is not None:
             grid.add_row("Run folder", str(result.run_dir))
@@ -122,16 +119,16 @@ class RichReport(Reporter):
                 str(d.get("episode", "")),
                 _utc(int(start))[5:16] if start is not None and not is_missing(float(start)) else "—",
                 _duration(float(end - start)) if start is not None and end is not None else "—",
-                signed_text(f"{pnl:,.2f}", pnl),
+                signed_text(fmt_money(pnl), pnl),
                 fmt_value(d.get("fills"), "int"),
                 f"{d.get('mean_abs_position', math.nan):.3g}",
                 f"{d.get('max_abs_position', math.nan):.3g}",
-                f"{d.get('fees', math.nan):,.2f}",
+                fmt_money(d.get('fees', math.nan)),
             )
         if len(eps) > n:
             rest = eps.iloc[n:]
             pnl = float(rest["pnl"].sum()) if "pnl" in rest else math.nan
-            t.add_row(f"+{len(rest)}", "more", "", signed_text(f"{pnl:,.2f}", pnl), "", "", "", "")
+            t.add_row(f"+{len(rest)}", "more", "", signed_text(fmt_money(pnl), pnl), "", "", "", "")
         return t
 
     def _extra(self, name: str, df: pd.DataFrame) -> Table:

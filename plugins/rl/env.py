@@ -101,7 +101,7 @@ class MarketMakingEnv(gym.Env):
         self._stepper = data.replay.stepper()
         self._quote = data.actions.python_quoter()
         self._times = data.replay.times.tolist()
-        self._tv = data.replay.tick_value
+        self._inst = data.replay.instrument
         self._inv_unit = 1.0 / data.unit
         self._limit = data.actions.limit
         self._qty = data.actions.qty
@@ -155,14 +155,14 @@ class MarketMakingEnv(gym.Env):
         mid = st.ex.exchange_mid()
         if mid != mid:  # an exchange side is empty: keep the last mark
             mid = self._mid
-        eq = float(fl[K.A_CASH]) + (pos * mid * self._tv if pos else 0.0)
+        eq = float(fl[K.A_CASH]) + (self._inst.value(pos, mid) if pos else 0.0)
         pnl = eq - self._eq
         r = pnl * self._inv_unit
         if self._pen == 1:
             q = pos / self._qty
             r -= self._phi_dt * q * q
         elif self._pen == 2:
-            spec = self._pos * (mid - self._mid) * self._tv * self._inv_unit
+            spec = (self._inst.value(self._pos, mid) - self._inst.value(self._pos, self._mid)) * self._inv_unit
             if spec > 0.0:
                 r -= self.data.eta * spec
         self._eq, self._mid, self._pos = eq, mid, pos

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from cmm_bt.data.schema import MarketData
+from cmm_bt.data.schema import CLEAR, MarketData
 from cmm_bt.engine.config import EngineConfig
 from cmm_bt.errors import ConfigError
 
@@ -58,8 +58,16 @@ def sizing(env: "EnvParams", engine: EngineConfig) -> tuple[float, float]:
 
 
 def reward_unit(env: "EnvParams", market: MarketData, qty: float) -> float:
-    """Currency per reward unit."""
-    return 1.0 if env.reward_unit == "currency" else float(market.instrument.tick_value) * qty
+    """Currency per reward unit: 1, or a tick's value for ``qty`` (inverse contracts: at the median traded or
+    quoted price of ``market``)."""
+    if env.reward_unit == "currency":
+        return 1.0
+    inst = market.instrument
+    if not inst.inverse:
+        return float(inst.tick_value) * qty
+    ev = market.events
+    prices = ev["price"].to_numpy()[ev["ev"].to_numpy() != CLEAR]
+    return float(inst.tick_value_at(float(np.median(prices)))) * qty
 
 
 def fit_normaliser(market: MarketData, engine: EngineConfig, span: tuple[int, int], env: "EnvParams") -> Normaliser:

@@ -214,3 +214,13 @@ def test_read_events_batches_equal_a_whole_read(tmp_path):
     got = _read_events(path)
     assert {c: str(t) for c, t in got.dtypes.items()} == EVENT_COLUMNS
     pd.testing.assert_frame_equal(got, pd.read_parquet(path))
+
+
+def test_inverse_instrument_survives_the_cache(tmp_path, registry, data_root):
+    from cmm_bt.data.manifest import load_manifest
+
+    manifest = load_manifest("binance-cm-btcusd-perp")
+    assert manifest.instrument.build().inverse
+    first = load_market(manifest, Path(data_root), registry, tmp_path)
+    cached = load_market(manifest, Path(data_root), registry, tmp_path)
+    assert first.instrument == cached.instrument == Instrument("BTCUSD_PERP", 0.1, 100.0, 1.0, "BTC", "inverse")

@@ -15,8 +15,8 @@ from .engine_helpers import cfg
 
 def _exchange(market, config, steps):
     prep = _prepare(market, config)
-    return K.Exchange(prep.events, prep.ladder, lo=prep.lo, hi=prep.hi, tick_value=market.instrument.tick_value,
-                      lot_size=market.instrument.lot_size, config=config, steps=steps)
+    return K.Exchange(prep.events, prep.ladder, lo=prep.lo, hi=prep.hi, instrument=market.instrument,
+                      config=config, steps=steps)
 
 
 def test_step_packed_equals_step_including_fill_log_growth(monkeypatch):

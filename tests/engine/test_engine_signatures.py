@@ -9,6 +9,7 @@ import numba
 import numpy as np
 import pytest
 
+from cmm_bt.data.schema import Instrument
 from cmm_bt.engine import kernel as K
 from cmm_bt.engine import queue as Q
 from cmm_bt.engine.book import B_ASK, B_ASK_HI, B_ASK_LO, B_BID, B_BID_HI, B_BID_LO, N_BESTS, new_bests
@@ -47,7 +48,7 @@ def test_exchange_packs_arrays_of_the_declared_types():
     market = synthetic_market(2_000, seed=1)
     config = EngineConfig()
     prep = _prepare(market, config)
-    ex = K.Exchange(prep.events, prep.ladder, lo=prep.lo, hi=prep.hi, tick_value=1.0, lot_size=1.0, config=config,
+    ex = K.Exchange(prep.events, prep.ladder, lo=prep.lo, hi=prep.hi, instrument=Instrument("X", 1.0), config=config,
                     steps=10)
     assert isinstance(ex.args, K.State)
     for name, typ in K.STATE_FIELDS:

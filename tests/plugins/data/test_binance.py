@@ -98,6 +98,10 @@ def test_coinm_quantities_are_contracts(data_root, tmp_path):
     assert md.meta["market"] == "cm" and md.instrument.symbol == "BTCUSD_PERP" and md.instrument.tick_size == 0.1
     q = md.events["qty"].to_numpy()
     assert (q == np.round(q)).all()
+    # an inverse contract of 100 USD, PnL in BTC; another contract size by option
+    inst = md.instrument
+    assert (inst.contract, inst.multiplier, inst.currency, inst.lot_size) == ("inverse", 100.0, "BTC", 1.0)
+    assert _load([tmp_path / "cm.gz"], contract_size=10.0).instrument.multiplier == 10.0
 
 
 def test_no_snapshot_warns(usdm_lines, tmp_path):
