@@ -10,7 +10,8 @@ Both engines get the capture through their own converter (ours: the ``binance`` 
 alternating (ours compiled, ours Python, hbt, ...), after one untimed warm-up run each (numba
 compilation).  Timed: ours = ``run_backtest`` wall (``BacktestOutput.wall_s``: preparation, both books,
 the loop, building the output tables); hbt = building the backtest from the in-memory array + the
-jitted run.  Loading and conversion are not timed.  Medians are reported.
+jitted run.  Loading and conversion are not timed.  Medians are reported.  Our decision grid is put on
+hftbacktest's phase (:func:`~cmm_bt.engine.hftbacktest_ref.aligned_start`; ``--own-grid`` keeps ours).
 
 Ours runs twice: with the policy's compiled quoting function (``ExecutionPolicy.compiled``: the whole
 episode inside numba, like hftbacktest's jitted strategy: the like-for-like headline) and with the
@@ -37,7 +38,14 @@ from numba import njit
 
 from cmm_bt.components import NO_PRICE, Quotes
 from cmm_bt.data.schema import Instrument
-from cmm_bt.engine.hftbacktest_ref import MMSpec, ReferenceMM, engine_config, hbt_events_from_binance, run_hbt
+from cmm_bt.engine.hftbacktest_ref import (
+    MMSpec,
+    ReferenceMM,
+    aligned_start,
+    engine_config,
+    hbt_events_from_binance,
+    run_hbt,
+)
 from cmm_bt.engine.loop import run_backtest
 from cmm_bt_plugins.data.binance import KNOWN_TICKS, BinanceCapture, coin_m_instrument
 
@@ -80,6 +88,8 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", nargs="+", required=True, help="Binance capture file(s); a contiguous pair is joined")
     ap.add_argument("--replay-only", action="store_true", help="no orders: replay and the decision loop only")
+    ap.add_argument("--own-grid", action="store_true",
+                    help="keep our decision grid's own phase (default: aligned on hftbacktest's, see aligned_start)")
     ap.add_argument("--repeat", type=int, default=7, help="timed runs per engine (medians reported)")
     ap.add_argument("--cache-dir", default=None, help="cache hftbacktest's converted array here")
     ap.add_argument("--tick-size", type=float, default=None, help="price tick, for a symbol the binance plugin does not know")
@@ -119,13 +129,18 @@ def main(argv: list[str] | None = None) -> None:
                        contract_size=inst.multiplier if inst.inverse else None)
 
     t = time.perf_counter()
-    o, p, h = run_backtest(market, policy, cfg), run_backtest(market, py_policy, cfg), hbt()  # warm-up
+    start = None if a.own_grid else aligned_start(market, data, spec.interval_ns)
+
+    def ours(pol):
+        return run_backtest(market, pol, cfg, start_ns=start)
+
+    o, p, h = ours(policy), ours(py_policy), hbt()  # warm-up
     warm = time.perf_counter() - t
     w_o, w_p, w_h = [], [], []
     for _ in range(a.repeat):
-        o = run_backtest(market, policy, cfg)
+        o = ours(policy)
         w_o.append(o.wall_s)
-        p = run_backtest(market, py_policy, cfg)
+        p = ours(py_policy)
         w_p.append(p.wall_s)
         h = hbt()
         w_h.append(h.wall_s)

@@ -36,7 +36,14 @@ import pandas as pd
 from cmm_bt.components import NO_PRICE
 from cmm_bt.data.schema import Instrument, MarketData
 from cmm_bt.engine import kernel as K
-from cmm_bt.engine.hftbacktest_ref import MMSpec, engine_config, hbt_asset, hbt_events_from_binance, quote_ticks
+from cmm_bt.engine.hftbacktest_ref import (
+    MMSpec,
+    aligned_start,
+    engine_config,
+    hbt_asset,
+    hbt_events_from_binance,
+    quote_ticks,
+)
 from cmm_bt.engine.loop import _episodes, _grid, _prepare
 from cmm_bt_plugins.data.binance import KNOWN_TICKS, BinanceCapture
 
@@ -96,12 +103,12 @@ def _levels_at(ladder: np.ndarray, row: np.ndarray, ticks: np.ndarray) -> np.nda
     return np.where(ladder[j] == ticks, row[j], 0.0)
 
 
-def trace_ours(market: MarketData, spec: MMSpec = MMSpec(), **overrides) -> Trace:
+def trace_ours(market: MarketData, spec: MMSpec = MMSpec(), start_ns: int | None = None, **overrides) -> Trace:
     """Run the reference market maker in our engine (one episode per session, as ``run_backtest``),
     logging every order's queue at arrival and at its end."""
     cfg = engine_config(spec, **overrides)
     prep = _prepare(market, cfg)
-    times, _, kept = _grid(prep, _episodes(market, cfg, None, None), cfg.decision_interval_ns)
+    times, _, kept = _grid(prep, _episodes(market, cfg, start_ns, None), cfg.decision_interval_ns)
     ex = K.Exchange(prep.events, prep.ladder, lo=prep.lo, hi=prep.hi, instrument=market.instrument, config=cfg,
                     steps=max(1, times.size))
     ladder = prep.ladder
@@ -424,10 +431,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache-dir", default=None, help="cache hftbacktest's converted array here")
     ap.add_argument("--minutes", type=float, default=None, help="only the first MINUTES of the capture (both engines)")
     ap.add_argument("--show", type=int, default=10, help="matched fills to print")
+    ap.add_argument("--own-grid", action="store_true",
+                    help="keep our decision grid's own phase (default: aligned on hftbacktest's)")
     a = ap.parse_args(argv)
     market, data, inst = load_both([Path(f) for f in a.data], a.tick_size, a.lot_size, a.cache_dir, a.minutes)
     spec = MMSpec()
-    ours = trace_ours(market, spec)
+    ours = trace_ours(market, spec, None if a.own_grid else aligned_start(market, data, spec.interval_ns))
     theirs = trace_hbt(data, inst.tick_size, inst.lot_size, spec)
     report(ours, theirs, spec, a.show)
     return 0

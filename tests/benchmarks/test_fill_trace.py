@@ -25,7 +25,7 @@ def _module():
 
 @pytest.mark.skipif(not CAPTURE.exists(), reason="shared Binance capture not present")
 def test_last_line_parses_and_counts_our_fills():
-    from cmm_bt.engine.hftbacktest_ref import MMSpec, ReferenceMM, engine_config
+    from cmm_bt.engine.hftbacktest_ref import MMSpec, ReferenceMM, aligned_start, engine_config
     from cmm_bt.engine.loop import run_backtest
 
     ft = _module()
@@ -36,7 +36,9 @@ def test_last_line_parses_and_counts_our_fills():
     m = re.fullmatch(r"matched=(\d+) ours_only=(\d+) hbt_only=(\d+) first_divergence_ts=(-?\d+)", last)
     assert m, last
     matched, ours_only = int(m.group(1)), int(m.group(2))
-    market, _, _ = ft.load_both([CAPTURE], None, None, None, 2)
-    fills = run_backtest(market, ReferenceMM(ReferenceMM.Config()), engine_config(MMSpec())).fills
+    market, data, _ = ft.load_both([CAPTURE], None, None, None, 2)
+    spec = MMSpec()  # the trace runs ours on hftbacktest's grid phase, as here
+    fills = run_backtest(market, ReferenceMM.from_spec(spec), engine_config(spec),
+                         start_ns=aligned_start(market, data, spec.interval_ns)).fills
     assert len(fills) > 0
     assert matched + ours_only == len(fills)  # one fill per order: no partial fills
