@@ -104,7 +104,7 @@ def pnl_attribution(out: BacktestOutput, total_pnl: float) -> dict[str, float]:
     if len(f) == 0:
         return {"pnl_spread_capture": 0.0, "pnl_taker": 0.0, "pnl_fees": 0.0, "pnl_inventory": total_pnl}
     qty, inst = f["qty"].to_numpy(float), out.instrument
-    edge = f["side"].to_numpy(float) * (inst.value(qty, f["mid_at_fill"].to_numpy(float)) - inst.value(qty, f["price"].to_numpy(float)))
+    edge = f["side"].to_numpy(float) * inst.value_change(qty, f["price"].to_numpy(float), f["mid_at_fill"].to_numpy(float))
     edge = np.nan_to_num(edge)
     maker = f["maker"].to_numpy(bool)
     fees = float(f["fee"].to_numpy(float).sum())

@@ -94,6 +94,13 @@ class Instrument:
             return -qty * self.value_scale / price_ticks
         return qty * price_ticks * self.value_scale
 
+    def value_change(self, qty, from_ticks, to_ticks):
+        """``value(qty, to) - value(qty, from)``: what holding ``qty`` gains when the price moves (linear:
+        ``qty * (to - from) * tick_size * multiplier``)."""
+        if self.inverse:
+            return qty * self.value_scale * (1.0 / from_ticks - 1.0 / to_ticks)
+        return qty * (to_ticks - from_ticks) * self.value_scale
+
     def tick_value_at(self, price_ticks: float) -> float:
         """Money value of a one-tick move for one unit of quantity at ``price_ticks`` (constant for linear
         contracts; ``multiplier * tick_size / P**2`` for inverse ones)."""

@@ -162,7 +162,7 @@ class MarketMakingEnv(gym.Env):
             q = pos / self._qty
             r -= self._phi_dt * q * q
         elif self._pen == 2:
-            spec = (self._inst.value(self._pos, mid) - self._inst.value(self._pos, self._mid)) * self._inv_unit
+            spec = self._inst.value_change(self._pos, self._mid, mid) * self._inv_unit
             if spec > 0.0:
                 r -= self.data.eta * spec
         self._eq, self._mid, self._pos = eq, mid, pos
