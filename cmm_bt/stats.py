@@ -109,7 +109,16 @@ def model_confidence_set(losses: pd.DataFrame, *, size: float = 0.05, reps: int 
 
     if len(losses) < MIN_EPISODES or losses.shape[1] < 2:
         return pd.Series(np.nan, index=losses.columns, name="pvalue")
-    block = max(_block(losses[c].to_numpy()) for c in losses.columns)
-    mcs = MCS(losses, size=size, reps=reps, block_size=int(round(block)), method="R", seed=np.random.default_rng(seed))
+    # models with the same loss on every episode (e.g. two that never trade) cannot be told apart: the
+    # set is computed over one of each (arch divides their zero difference by a zero variance) and each
+    # twin gets its representative's p-value
+    twin = losses.T.duplicated()
+    distinct = losses.loc[:, ~twin.to_numpy()]
+    rep = {c: next(d for d in distinct.columns if losses[d].equals(losses[c])) for c in losses.columns}
+    if distinct.shape[1] < 2:
+        return pd.Series(1.0, index=losses.columns, name="pvalue")
+    block = max(_block(distinct[c].to_numpy()) for c in distinct.columns)
+    mcs = MCS(distinct, size=size, reps=reps, block_size=int(round(block)), method="R", seed=np.random.default_rng(seed))
     mcs.compute()
-    return mcs.pvalues["Pvalue"].reindex(losses.columns).rename("pvalue")
+    p = mcs.pvalues["Pvalue"]
+    return pd.Series([float(p[rep[c]]) for c in losses.columns], index=losses.columns, name="pvalue")

@@ -54,3 +54,16 @@ def test_model_confidence_set_drops_a_clearly_worse_model():
                            "bad": common + 1.5 + rng.normal(0, 0.3, 80)})
     p = model_confidence_set(losses, reps=500)
     assert p["bad"] < 0.05 < min(p["good"], p["tie"])
+
+
+def test_models_with_identical_losses_share_one_p_value():
+    # two strategies that never trade lose 0 on every episode: arch's MCS divides their zero difference
+    # by a zero variance (NaN, then IndexError); the set treats them as one model
+    rng = np.random.default_rng(4)
+    common = rng.normal(0, 1, 80)
+    losses = pd.DataFrame({"good": common + rng.normal(0, 0.3, 80), "idle": np.zeros(80), "idle2": np.zeros(80),
+                           "bad": common + 1.5 + rng.normal(0, 0.3, 80)})
+    p = model_confidence_set(losses, reps=500)
+    assert list(p.index) == ["good", "idle", "idle2", "bad"] and p.notna().all()
+    assert p["idle"] == p["idle2"] and p["bad"] < 0.05
+    assert model_confidence_set(pd.DataFrame({"a": np.zeros(40), "b": np.zeros(40)})).tolist() == [1.0, 1.0]
