@@ -162,16 +162,18 @@ def note_text(v) -> str:
 
 
 def episode_matrix(result: "StudyResult", dataset: str, names: list[str] | None = None) -> pd.DataFrame:
-    """Episode PnL of the strategies ``names`` (columns; default all) on the episodes all of them
-    played (index: seed, start); a row repeated by another seed with the same values counts once."""
+    """Episode PnL of the strategies ``names`` (columns; default all), averaged over each strategy's seeds,
+    one row per test episode (index: start) that all of them played, in time order.
+
+    The market's episodes are the sampling unit of the paired tests and the model confidence set: a
+    deterministic strategy replays the same episodes under every seed, and counting those rows once per
+    seed would narrow the intervals with copies; the seeds' spread is reported in the study table."""
     cols = {}
     for name in names or list(result.study.strategies):
         e = pd.concat([_episodes(r) for r in result.runs if r.dataset == dataset and r.strategy == name] or [pd.DataFrame()])
         if len(e):
-            cols[name] = e.set_index(["seed", "start_ns"])["pnl"]
-    m = pd.DataFrame(cols).dropna().sort_index()
-    keep = ~m.reset_index(level="seed", drop=True).reset_index().duplicated().to_numpy()
-    return m[keep]
+            cols[name] = e.groupby("start_ns")["pnl"].mean()
+    return pd.DataFrame(cols).dropna().sort_index()
 
 
 def paired_rows(result: "StudyResult") -> tuple[list[dict], dict[str, dict[str, float]]]:

@@ -151,3 +151,21 @@ def test_notes_collapse_over_strategies_and_name_the_seeds():
     rows = note_rows(SimpleNamespace(study=study, runs=runs, notes=notes))
     assert [(r["label"], r["runs"]) for r in rows] == [("probe", ["a (seeds 0)"]), ("probe", ["a (seeds 1)"]), ("samples", ["a", "b"])]
     assert rows[0]["value"] == {"mid": {"low": "layers 0–2"}}
+
+
+def test_episode_matrix_counts_each_market_episode_once():
+    """A deterministic strategy replays the same episodes under every seed: the paired tests and the
+    MCS see one row per episode (seed means), so copies never narrow an interval."""
+    from types import SimpleNamespace as NS
+
+    from cmm_bt.study.analysis import episode_matrix
+
+    def run(name, seed, pnl):
+        eps = pd.DataFrame({"start_ns": [10, 20, 30], "pnl": pnl})
+        return NS(dataset="d", strategy=name, seed=seed, result=NS(output=NS(episodes=eps)))
+
+    runs = [run("fixed", s, [1.0, 2.0, 3.0]) for s in range(5)]
+    runs += [run("learned", s, [s, 2.0 * s, 0.0]) for s in range(5)]
+    m = episode_matrix(NS(study=NS(strategies={"fixed": 0, "learned": 0}), runs=runs), "d")
+    assert list(m.index) == [10, 20, 30]
+    assert m["fixed"].tolist() == [1.0, 2.0, 3.0] and m["learned"].tolist() == [2.0, 4.0, 0.0]
