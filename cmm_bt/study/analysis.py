@@ -10,8 +10,8 @@ Every statistic is computed from the runs' episodes (``episodes.parquet``), pool
   Seeds whose runs are identical (a deterministic strategy) count once: repeating the same
   episodes would make the interval look tighter than the data allow (``n_distinct_seeds``);
 * ``seed_sd`` is the spread of the per-seed values (learned models vary with their seed);
-* paired differences ``a − reference`` of episode PnL on identical episodes (same seed and
-  start) use :func:`cmm_bt.stats.paired_difference` (block bootstrap, p-value); the model
+* paired differences ``a − reference`` of episode PnL on identical test episodes (same start, each
+  strategy's PnL averaged over its seeds: :func:`episode_matrix`) use :func:`cmm_bt.stats.paired_difference` (block bootstrap, p-value); the model
   confidence set is :func:`cmm_bt.stats.model_confidence_set` on the episode losses ``−PnL``;
 * :data:`RUN_METRICS` (energy and CPU time per decision, decision latency) are run metrics, the
   mean over seeds (no interval);
@@ -226,7 +226,7 @@ def study_markdown(result: "StudyResult", rows: list[dict], paired: list[dict], 
     lines = [f"# Study: {st.description or 'cmm-bt study'}", "",
              f"Test split, seeds {st.seeds}; tuning: {st.tuning.trials} trials per strategy and dataset ({st.tuning.search}, "
              f"{st.tuning.split} split, metric {st.tuning.metric}); reference: {st.reference}. Intervals: 95 %, bootstrap over "
-             "seeds × episodes; paired: block bootstrap on identical episodes; MCS: model confidence set p-value (in the set at 5 % if > 0.05).", ""]
+             "seeds × episodes; paired: block bootstrap on identical episodes, each strategy's seeds averaged; MCS: model confidence set p-value (in the set at 5 % if > 0.05).", ""]
     if st.protocol:
         lines += ["Protocol: " + ", ".join(f"{k} = {v}" for k, v in st.protocol.items()), ""]
     if st.overrides:
