@@ -90,7 +90,7 @@ class StudyFile(_Strict):
             raise ValueError("seeds listed twice")
         for item in self.overrides:
             key, sep, _ = item.partition("=")
-            if not sep or not key.strip() or key.strip().split(".")[0] in ("engine", "seed", "split", "dataset"):
+            if not sep or not key.strip() or _section(item) in ("engine", "seed", "split", "dataset"):
                 raise ValueError(f"overrides: {item!r} is not a section override key.path=value (engine settings go in `protocol`)")
         return self
 

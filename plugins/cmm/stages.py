@@ -40,6 +40,7 @@ from cmm_bt_plugins.models.products import (
     TeacherModel,
     TeacherPredictions,
     TrainingWindows,
+    teacher_sample_counts,
 )
 from cmm_bt_plugins.models.signals import SIGNAL_COLUMNS, TASKS
 
@@ -462,12 +463,6 @@ def cmm_metrics(quality: pd.DataFrame, students: StudentSet, cmm_latency: CMMLat
     return out
 
 
-def teacher_sample_counts(features: TeacherFeatures, replay_features: ReplayTeacherFeatures) -> dict[str, float]:
-    """``teacher_samples_{train,validation,replay}``: teacher feature rows per split."""
-    parts = {"train": features.train, "validation": features.validation, "replay": replay_features.replay}
-    return {f"teacher_samples_{k}": float(0 if f is None else len(f)) for k, f in parts.items()}
-
-
 # ------------------------------------------------------------------------------- the sections
 def probe_stages(run: "RunSpec", spec: "ComponentSpec") -> list[Stage]:
     return [ProbeStage(run.registry.create("probe", spec.name, spec.params, where=run.where, key="probe"))]
@@ -483,4 +478,4 @@ def student_stages(run: "RunSpec", spec: "ComponentSpec") -> list[Stage]:
     return [DistillationDataStage(student), StudentsStage(student), MixtureStage(moe), CMMLatencyStage(student), CMMSignalsStage("cmm-signals", student.name)]
 
 
-__all__ = ["CMMLatency", "DistillationSet", "cmm_metrics", "teacher_sample_counts", "decision_latency", "mix_experts", "predict_chunked", "probe_stages", "student_stages", "thin"]
+__all__ = ["CMMLatency", "DistillationSet", "cmm_metrics", "decision_latency", "mix_experts", "predict_chunked", "probe_stages", "student_stages", "thin"]

@@ -42,6 +42,7 @@ from cmm_bt_plugins.models.products import (
     TeacherModel,
     TeacherPredictions,
     TrainingWindows,
+    teacher_sample_counts,
 )
 from cmm_bt_plugins.models.signals import SIGNAL_COLUMNS, TASKS
 
@@ -283,10 +284,9 @@ class TeacherSignalsStage(TeacherStage):
         # The LLM market maker decides with one teacher forward per step: that is its decision latency.
         out["decision_latency_us_p50"] = latency.p50
         out["decision_latency_us_p99"] = latency.p99
-        feats = [features.train, features.validation, replay_features.replay]
-        out["teacher_samples"] = float(sum(len(f) for f in feats if f is not None))
-        for name, f in zip(("train", "validation", "replay"), feats):
-            out[f"teacher_samples_{name}"] = float(0 if f is None else len(f))
+        counts = teacher_sample_counts(features, replay_features)
+        out["teacher_samples"] = float(sum(counts.values()))
+        out.update(counts)
         out["teacher_replay_stride"] = float(replay_features.stride)
         tables = {"prediction_quality": q}
         if latency.energy is not None:

@@ -57,6 +57,12 @@ class ReplayTeacherFeatures:
     stride: int
 
 
+def teacher_sample_counts(features: TeacherFeatures, replay_features: ReplayTeacherFeatures) -> dict[str, float]:
+    """``teacher_samples_{train,validation,replay}``: teacher feature rows per split (metrics keys)."""
+    parts = {"train": features.train, "validation": features.validation, "replay": replay_features.replay}
+    return {f"teacher_samples_{k}": float(0 if f is None else len(f)) for k, f in parts.items()}
+
+
 @dataclass
 class TeacherPredictions:
     """The fitted teacher heads and their predictions per split.
