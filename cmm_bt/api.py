@@ -83,10 +83,7 @@ def prepare_run(
 
 def data_key(run: RunSpec, market: MarketData) -> str:
     """Hash of the dataset's content, its splits and the engine settings (what model stages read)."""
-    h = hashlib.blake2b(digest_size=16)
-    for col in market.events.columns:
-        h.update(col.encode())
-        h.update(np.ascontiguousarray(market.events[col].to_numpy()).tobytes())
+    h = hashlib.blake2b(market.content_digest().encode(), digest_size=16)
     h.update(json.dumps({"instrument": repr(market.instrument), "sessions": market.sessions, "splits": run.splits,
                          "engine": run.strategy.engine}, sort_keys=True, default=str).encode())
     return h.hexdigest()

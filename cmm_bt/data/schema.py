@@ -28,6 +28,7 @@ A snapshot source (CME, China futures, LOBSTER, generic) is turned into BOOK eve
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -145,6 +146,22 @@ class MarketData:
     instrument: Instrument
     sessions: list[tuple[int, int]] = field(default_factory=list)
     meta: dict = field(default_factory=dict)
+
+    def chunks(self) -> Iterator[pd.DataFrame]:
+        """The events in exchange-time order, a chunk at a time: what a streamed replay reads
+        (:mod:`cmm_bt.engine.stream`).  One chunk here; a market kept in the cache
+        (:class:`cmm_bt.data.stored.StoredMarket`) reads one row group at a time."""
+        yield self.events
+
+    def content_digest(self) -> str:
+        """A hash of the events (what model stages key their caches on)."""
+        import hashlib
+
+        h = hashlib.blake2b(digest_size=16)
+        for col in self.events.columns:
+            h.update(col.encode())
+            h.update(np.ascontiguousarray(self.events[col].to_numpy()).tobytes())
+        return h.hexdigest()
 
     @property
     def start_ns(self) -> int:

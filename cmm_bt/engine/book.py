@@ -131,34 +131,51 @@ def apply_market_event(book, bests, kind, side, p, q):
 
 
 @njit(cache=True)
+def apply_local_until(lts, kind, side, lv, qty, perm, book, bests, ptr, until):
+    """Apply the events ``perm[ptr[0]:]`` with ``local_ts <= until`` to ``book`` (local-time order);
+    ``ptr[0]`` moves past them."""
+    k, ne = ptr[0], perm.shape[0]
+    while k < ne and lts[perm[k]] <= until:
+        e = perm[k]
+        apply_market_event(book, bests, kind[e], side[e], lv[e], qty[e])
+        k += 1
+    ptr[0] = k
+
+
+@njit(cache=True)
+def two_sided_from(lts, kind, side, lv, qty, perm, book, bests, ptr, start, end):
+    """The first local time in ``[start, end)`` at which ``book`` is two-sided (``start`` itself when it
+    is after the events up to ``start``), or -1; applies events from ``perm[ptr[0]]`` on as it goes."""
+    n = book.shape[1]
+    apply_local_until(lts, kind, side, lv, qty, perm, book, bests, ptr, start)
+    if bests[B_BID] >= 0 and bests[B_ASK] < n:
+        return start
+    k, ne = ptr[0], perm.shape[0]
+    found = -1
+    while k < ne and lts[perm[k]] < end:
+        tk = lts[perm[k]]
+        while k < ne and lts[perm[k]] == tk:
+            e = perm[k]
+            apply_market_event(book, bests, kind[e], side[e], lv[e], qty[e])
+            k += 1
+        if bests[B_BID] >= 0 and bests[B_ASK] < n:
+            found = tk
+            break
+    ptr[0] = k
+    return found
+
+
+@njit(cache=True)
 def first_two_sided(lts, kind, side, lv, qty, perm, n, starts, ends):
     """For each window ``[starts[j], ends[j])`` (ascending), the first local time ``>= starts[j]`` at which
     the local book is two-sided, or -1 when it never is inside the window.  Events are taken in
     local-time order ``perm``; ``n`` is the ladder size."""
     book = np.zeros((2, n))
     bests = new_bests(n)
-    m = starts.shape[0]
-    out = np.full(m, -1, dtype=np.int64)
-    k = 0
-    ne = perm.shape[0]
-    for j in range(m):
-        t = starts[j]
-        while k < ne and lts[perm[k]] <= t:
-            e = perm[k]
-            apply_market_event(book, bests, kind[e], side[e], lv[e], qty[e])
-            k += 1
-        if bests[B_BID] >= 0 and bests[B_ASK] < n:
-            out[j] = t
-            continue
-        while k < ne and lts[perm[k]] < ends[j]:
-            tk = lts[perm[k]]
-            while k < ne and lts[perm[k]] == tk:
-                e = perm[k]
-                apply_market_event(book, bests, kind[e], side[e], lv[e], qty[e])
-                k += 1
-            if bests[B_BID] >= 0 and bests[B_ASK] < n:
-                out[j] = tk
-                break
+    ptr = np.zeros(1, dtype=np.int64)
+    out = np.full(starts.shape[0], -1, dtype=np.int64)
+    for j in range(starts.shape[0]):
+        out[j] = two_sided_from(lts, kind, side, lv, qty, perm, book, bests, ptr, starts[j], ends[j])
     return out
 
 
@@ -264,7 +281,9 @@ __all__ = [
     "book_clear",
     "book_set",
     "build_ladder",
+    "apply_local_until",
     "first_two_sided",
+    "two_sided_from",
     "ladder_index",
     "new_bests",
     "span_lo",

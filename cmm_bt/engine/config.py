@@ -143,6 +143,11 @@ class EngineConfig(Params):
     def decision_interval_ns(self) -> int:
         return int(round(self.decision_interval_ms * 1e6))
 
+    @property
+    def feed_latency_ns(self) -> int:
+        """Added to ``exch_ts`` where a source gave no local receive time (``local_ts == exch_ts``)."""
+        return int(round(self.feed_latency_us * 1000))
+
     def fee_summary(self, currency: str = "") -> str:
         """The fee model in words, saying when the engine's defaults apply (nothing set by the strategy)."""
         cur = f" {currency}" if currency else ""

@@ -649,6 +649,19 @@ def advance(ts, lts, kind, side, lv, qty, perm, ladder, books, bests, st, fl, o_
 
 
 @njit(cache=True)
+def catch_up_local(ts, lts, kind, side, lv, qty, perm, ladder, books, bests, st, fl, o_i, o_f, rq, f_i, f_f, rec,
+                   until):
+    """Entry point: apply the events with ``local_ts <= until`` to the local book between episodes (a
+    streamed replay's catch-up, :mod:`cmm_bt.engine.stream`), leaving the last seen best prices to
+    the next decision step as an uncut replay would."""
+    last_b, last_a = st[S_LAST_B], st[S_LAST_A]
+    _advance_local(lts, kind, side, lv, qty, perm, books[LOCAL], bests[LOCAL], st, until)
+    st[S_LAST_B] = last_b
+    st[S_LAST_A] = last_a
+    return OK
+
+
+@njit(cache=True)
 def quote(ts, lts, kind, side, lv, qty, perm, ladder, books, bests, st, fl, o_i, o_f, rq, f_i, f_f, rec,
           k, t, bid_px, bid_qty, ask_px, ask_qty):
     """Entry point: :func:`send_quotes` (the last step's quotes of an episode)."""
@@ -768,6 +781,20 @@ class Exchange:
     def advance(self, until: int) -> None:
         while self.check(advance(*self.args, until)):
             pass
+
+    def catch_up(self, until: int) -> None:
+        """Market events up to ``until`` on both books, no order working (:class:`cmm_bt.engine.stream.Consumer`)."""
+        self.advance(until)
+        catch_up_local(*self.args, until)
+
+    def pointers(self) -> tuple[int, int]:
+        return int(self.st[S_EV]), int(self.st[S_LEV])
+
+    def rebase(self, events, exchange: int, local: int) -> None:
+        """Continue on a new event buffer (:class:`cmm_bt.engine.stream.EventStream`)."""
+        self.ts, self.lts, self.kind, self.side, self.lv, self.qty, self.perm = events
+        self.st[S_EV], self.st[S_LEV] = exchange, local
+        self._pack()
 
     def quote(self, k: int, t: int, bid_px: int, bid_qty: float, ask_px: int, ask_qty: float) -> None:
         self.check(quote(*self.args, k, t, bid_px, bid_qty, ask_px, ask_qty))

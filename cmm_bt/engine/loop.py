@@ -19,9 +19,10 @@ from numba import njit
 from cmm_bt.components import DecisionState, ExecutionPolicy, Quotes
 from cmm_bt.data.schema import Instrument, MarketData
 from cmm_bt.engine import kernel as K
-from cmm_bt.engine.book import PRICE_MARGIN, build_ladder, first_two_sided
+from cmm_bt.engine.book import PRICE_MARGIN, apply_local_until, build_ladder, first_two_sided, new_bests, two_sided_from
 from cmm_bt.engine.config import EngineConfig
 from cmm_bt.engine.output import FILL_COLUMNS, NOT_MEASURED, STEP_COLUMNS, BacktestOutput
+from cmm_bt.engine.stream import EventStream, market_ladder
 from cmm_bt.errors import ConfigError, DataError
 
 EPISODE_COLUMNS = [
@@ -67,7 +68,7 @@ def _prepare(market: MarketData, config: EngineConfig) -> _Prepared:
     row = _first_decrease(ts)
     if row >= 0:
         raise DataError(f"exch_ts goes backwards at row {row}", key="exch_ts")
-    feed = int(round(config.feed_latency_us * 1000))
+    feed = config.feed_latency_ns
     if feed:
         lts = np.where(lts == ts, ts + feed, lts)
     perm = np.arange(ts.size) if _first_decrease(lts) < 0 else np.argsort(lts, kind="stable")
@@ -106,13 +107,52 @@ def _episodes(market: MarketData, config: EngineConfig, start_ns: int | None, en
 
 
 def _grid(prep: _Prepared, episodes: list[tuple[int, int]], dt: int):
-    """Decision times, their episode ids and the (start, end, first step, end step) of kept episodes."""
+    """:func:`_grid_times` of a market prepared whole (:func:`_prepare`)."""
     if not episodes:
-        return np.empty(0, np.int64), np.empty(0, np.int32), []
+        return _grid_times(episodes, np.empty(0, np.int64), dt)
     starts = np.array([s for s, _ in episodes], dtype=np.int64)
     ends = np.array([e for _, e in episodes], dtype=np.int64)
     ts, lts, kind, side, lv, qty, perm = prep.events
-    first = first_two_sided(lts, kind, side, lv, qty, perm, prep.ladder.shape[0], starts, ends)
+    return _grid_times(episodes, first_two_sided(lts, kind, side, lv, qty, perm, prep.ladder.shape[0], starts, ends), dt)
+
+
+class _LocalScan:
+    """The local book alone, read from an :class:`EventStream` (it places the decision grid)."""
+
+    def __init__(self, events, n: int):
+        self.events, self.book, self.bests, self.ptr = events, np.zeros((2, n)), new_bests(n), np.zeros(1, np.int64)
+
+    def pointers(self) -> tuple[int, int]:
+        return self.events[0].size, int(self.ptr[0])
+
+    def catch_up(self, until: int) -> None:
+        apply_local_until(*self.events[1:], self.book, self.bests, self.ptr, until)
+
+    def rebase(self, events, exchange: int, local: int) -> None:
+        self.events, self.ptr[0] = events, local
+
+    def first_two_sided(self, start: int, end: int) -> int:
+        return int(two_sided_from(*self.events[1:], self.book, self.bests, self.ptr, start, end))
+
+
+def _first_times(market: MarketData, ladder: np.ndarray, feed_ns: int, episodes: list[tuple[int, int]]) -> np.ndarray:
+    """For each episode, the first local time its book is two-sided (-1: never), a chunk at a time."""
+    if not episodes:
+        return np.empty(0, np.int64)
+    stream = EventStream(market, ladder, feed_ns)
+    scan = _LocalScan(stream.events, ladder.shape[0])
+    first = np.empty(len(episodes), np.int64)
+    for j, (s, e) in enumerate(episodes):
+        stream.cover(e, s, scan)
+        first[j] = scan.first_two_sided(s, e)
+    return first
+
+
+def _grid_times(episodes: list[tuple[int, int]], first: np.ndarray, dt: int):
+    """Decision times, their episode ids and the (start, end, first step, end step) of kept episodes,
+    given each episode's first two-sided local time."""
+    if not episodes:
+        return np.empty(0, np.int64), np.empty(0, np.int32), []
     t0s = [s + -(-(int(f) - s) // dt) * dt for (s, _), f in zip(episodes, first)]
     total = sum(max(0, -(-(e - t0) // dt)) for (_, e), t0, f in zip(episodes, t0s, first) if f >= 0)
     if total > MAX_DECISIONS:
@@ -142,9 +182,15 @@ def decision_grid(
     """Local decision times (ns, ascending) and episode ids of a replay, exactly as :func:`run_backtest`
     uses them: every ``decision_interval_ms`` of each episode, from the first grid time at which the
     local book is two-sided.  Model plugins compute their signals on this grid."""
-    prep = _prepare(market, config)
-    times, ids, _ = _grid(prep, _episodes(market, config, start_ns, end_ns), config.decision_interval_ns)
+    times, ids, _ = _streamed_grid(market, config, market_ladder(market)[0], start_ns, end_ns)
     return times, ids
+
+
+def _streamed_grid(market: MarketData, config: EngineConfig, ladder: np.ndarray, start_ns: int | None,
+                   end_ns: int | None):
+    episodes = _episodes(market, config, start_ns, end_ns)
+    first = _first_times(market, ladder, config.feed_latency_ns, episodes)
+    return _grid_times(episodes, first, config.decision_interval_ns)
 
 
 def _fill_dict(f_i: np.ndarray, f_f: np.ndarray, k: int, resp: int) -> dict[str, Any]:
@@ -232,8 +278,8 @@ def run_backtest(
     :param on_fill: called with a dict of ``FILL_COLUMNS`` for each fill once the agent learns of it.
     """
     wall0 = time.perf_counter()
-    prep = _prepare(market, config)
-    times, ep_ids, kept = _grid(prep, _episodes(market, config, start_ns, end_ns), config.decision_interval_ns)
+    ladder, lo, hi = market_ladder(market)
+    times, ep_ids, kept = _streamed_grid(market, config, ladder, start_ns, end_ns)
     nsteps = int(times.size)
     sig_cols: list[str] = []
     sig_vals = None
@@ -252,8 +298,9 @@ def run_backtest(
         sig_arr = sig_vals if sig_vals is not None else np.zeros((nsteps, 0))
         sig_arr.flags.writeable = False
 
-    ex = K.Exchange(prep.events, prep.ladder, lo=prep.lo, hi=prep.hi, instrument=market.instrument, config=config,
-                    steps=nsteps)
+    stream = EventStream(market, ladder, config.feed_latency_ns)  # the market a chunk at a time
+    ex = K.Exchange(stream.events, ladder, lo=lo - PRICE_MARGIN, hi=hi + PRICE_MARGIN, instrument=market.instrument,
+                    config=config, steps=nsteps)
     st, fl = ex.st, ex.fl
     # the Python path writes one latency per step into a list and reads the times as Python ints; the
     # compiled path needs neither (a list of Python ints costs 40 bytes a step, the array 8)
@@ -264,6 +311,7 @@ def run_backtest(
     flatten = config.flatten_at_episode_end
     for ep, (s, e, k0, k1) in enumerate(kept):
         st[K.S_EPISODE] = ep
+        stream.cover(e, int(t_l[k0]), ex)  # every event up to the episode's end, earlier ones processed
         ex.advance(int(t_l[k0]))
         eq0 = ex.equity()
         fees0, vol0, nfill0 = fl[K.A_FEES], fl[K.A_VOL], ex.n_fills
@@ -283,7 +331,7 @@ def run_backtest(
             on_fill(_fill_dict(ex.f_i, ex.f_f, delivered, int(st[K.I_RESP])))
             delivered += 1
     fills, counters, rec = _fills_table(ex), _counters(st, nsteps), ex.rec
-    del ex, prep  # the replay's event arrays (local times, order, ladder indices) go before the steps table is built
+    del ex, stream  # the replay's event arrays (local times, order, ladder indices) go before the steps table is built
     return BacktestOutput(market.instrument, _steps_table(rec, times, ep_ids, lat, market.instrument), fills,
                           _episodes_table(episodes_rows), counters, time.perf_counter() - wall0)
 
