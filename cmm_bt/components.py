@@ -51,6 +51,22 @@ class Component:
 
 
 # --------------------------------------------------------------------------------------- data
+@dataclass(frozen=True)
+class SourcePart:
+    """One piece of a dataset that is normalised and cached on its own (a session, a day's files).
+
+    :ivar key: what names the piece among the source's parts (with ``files``' names, sizes and
+        modification times it keys the piece's cache entry).
+    :ivar files: the raw files it is made of.
+    :ivar load: normalises the piece: a :class:`~cmm_bt.data.schema.MarketData` whose events all lie
+        at or after the previous piece's.
+    """
+
+    key: str
+    files: tuple[Path, ...]
+    load: Callable[[], "MarketData"]
+
+
 class DataSource(Component):
     """Turns raw files into a normalised :class:`~cmm_bt.data.schema.MarketData`.
 
@@ -58,6 +74,13 @@ class DataSource(Component):
     """
 
     kind = "data"
+
+    def parts(self, files: list[Path], instrument: "Instrument | None", data_root: Path) -> list[SourcePart]:
+        """The dataset in time order as pieces normalised and cached one at a time: loading holds one
+        piece in memory, and a piece whose files are unchanged is not normalised again (a new day of
+        data normalises only that day).  Override where pieces are independent (each day's files start
+        their own book); the default is one piece, :meth:`load` of every file."""
+        return [SourcePart("all", tuple(files), lambda: self.load(files, instrument, data_root))]
 
     def load(self, files: list[Path], instrument: "Instrument | None", data_root: Path) -> "MarketData":
         """Load ``files`` (absolute paths, already resolved against ``data_root``, in order).

@@ -17,7 +17,9 @@ import pandas as pd
 import cmm_bt
 from cmm_bt.data.checks import MAX_TICKS, one_line
 from cmm_bt.data.manifest import ALLOW_EXTERNAL_ENV, DatasetManifest, check_under_root, external_files_allowed
+from cmm_bt.components import SourcePart
 from cmm_bt.data.schema import ASK, BID, BOOK, CLEAR, EVENT_COLUMNS, TRADE, Instrument, MarketData
+from cmm_bt.data.stored import ROW_GROUP_ROWS, StoredMarket, StoredPart
 from cmm_bt.errors import DataError
 from cmm_bt.registry import Registry
 from cmm_bt.storage import atomic_write, remove_dead_temps
@@ -32,8 +34,8 @@ def default_cache_dir() -> Path:
 
 
 #: Version of the cache entry layout (``.parquet`` + ``.json`` with checksum and row count; 3: the
-#: instrument records its contract type).
-CACHE_FORMAT = 3
+#: instrument records its contract type; 4: one entry per source part, row groups indexed).
+CACHE_FORMAT = 4
 
 
 def resolve_files(manifest: DatasetManifest, data_root: Path, *, allow_external: bool | None = None) -> list[Path]:
@@ -54,11 +56,11 @@ def resolve_files(manifest: DatasetManifest, data_root: Path, *, allow_external:
     return files
 
 
-def _cache_key(manifest: DatasetManifest, files: list[Path], plugin_version: str) -> str:
+def _part_key(manifest: DatasetManifest, part: SourcePart, plugin_version: str) -> str:
     h = hashlib.sha256()
-    h.update(manifest.model_dump_json(exclude={"path", "description", "split"}).encode())
-    h.update(f"{cmm_bt.__version__}|{plugin_version}".encode())
-    for f in files:
+    h.update(manifest.model_dump_json(exclude={"path", "description", "split", "files"}).encode())
+    h.update(f"{cmm_bt.__version__}|{plugin_version}|{part.key}".encode())
+    for f in part.files:
         st = f.stat()
         h.update(f"{f.name}|{st.st_size}|{st.st_mtime_ns}".encode())
     return h.hexdigest()[:16]
@@ -69,29 +71,13 @@ def _sha256(path: Path) -> str:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
-def _read_events(path: Path) -> pd.DataFrame:
-    """The cached event table, read a batch at a time into arrays of the event dtypes: the read peaks
-    near one copy of the events (reading the whole Arrow table and converting it held two, plus the
-    Arrow pool's slack).  A column missing or of another type is left to the caller's schema check."""
+def _read_cached(events_path: Path, meta_path: Path) -> tuple[tuple[StoredPart, dict] | None, str | None]:
+    """``((part, index), None)`` for a sound cache entry; ``(None, None)`` when there is none;
+    ``(None, reason)`` when it is damaged (truncated, emptied, altered, half written or of an older layout).
+    The parquet file is checked against its size and checksum, its row count and columns against the
+    index, without reading the events."""
     import pyarrow.parquet as pq
 
-    pf = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)  # one row group's pages at a time
-    names = pf.schema_arrow.names
-    if names != list(EVENT_COLUMNS):
-        return pf.read().to_pandas()
-    out = {c: np.empty(pf.metadata.num_rows, dtype=t) for c, t in EVENT_COLUMNS.items()}
-    i = 0
-    for batch in pf.iter_batches(batch_size=1 << 18, use_threads=False):
-        n = batch.num_rows
-        for c, col in zip(names, batch.columns):
-            out[c][i:i + n] = col.to_numpy(zero_copy_only=False)
-        i += n
-    return pd.DataFrame(out, copy=False)
-
-
-def _read_cached(events_path: Path, meta_path: Path) -> tuple[MarketData | None, str | None]:
-    """``(market, None)`` for a sound cache entry; ``(None, None)`` when there is none; ``(None, reason)``
-    when it is damaged (truncated, emptied, altered, half written or of an older layout)."""
     if not meta_path.exists() and not events_path.exists():
         return None, None
     try:
@@ -104,19 +90,20 @@ def _read_cached(events_path: Path, meta_path: Path) -> tuple[MarketData | None,
             return None, f"parquet file has {size} bytes, the index says {info['bytes']}"
         if _sha256(events_path) != info["sha256"]:
             return None, "parquet file does not match its checksum"
-        events = _read_events(events_path)
-        if len(events) != info["rows"]:
-            return None, f"parquet file has {len(events)} rows, the index says {info['rows']}"
-        if list(events.columns) != list(EVENT_COLUMNS) or any(str(events[c].dtype) != t for c, t in EVENT_COLUMNS.items()):
+        md = pq.read_metadata(events_path)
+        if md.num_rows != info["rows"] or md.num_row_groups != len(info["groups"]):
+            return None, f"parquet file has {md.num_rows} rows, the index says {info['rows']}"
+        if md.schema.to_arrow_schema() != _schema():
             return None, "parquet file does not have the event columns"
-        market = MarketData(events, Instrument(**meta["instrument"]), [tuple(s) for s in meta["sessions"]], meta["meta"])
+        part = StoredPart(events_path, info["sha256"], tuple(tuple(int(x) for x in g) for g in info["groups"]))
+        Instrument(**meta["instrument"])
     except FileNotFoundError as err:
         return None, f"{Path(err.filename or '').name or 'a file'} is missing"
     except Exception as err:  # noqa: BLE001 - any damage to the entry means: rebuild it
         return None, f"unreadable ({one_line(err)})"
     for message in meta.get("warnings", []):  # what loading the source said, said again
-        warnings.warn(str(message), stacklevel=3)
-    return market, None
+        warnings.warn(str(message), stacklevel=4)
+    return (part, meta), None
 
 
 @contextlib.contextmanager
@@ -135,60 +122,117 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def load_market(manifest: DatasetManifest, data_root: Path, registry: Registry, cache_dir: Path | None = None, *,
-                allow_external: bool | None = None) -> MarketData:
-    """The dataset's normalised events, from the cache when its inputs have not changed.
+def _schema():
+    import pyarrow as pa
 
-    A cache entry is a parquet file of the events and a JSON index written after it with the parquet's
-    size, SHA-256 and row count; an entry that does not match them (truncated, emptied, altered, half
-    written) is rebuilt with a one-line warning.  Entries are built under a lock, written atomically, and
-    temporary files of processes that died while writing are removed.  Nothing is cached when loading fails.
-    """
-    files = resolve_files(manifest, data_root, allow_external=allow_external)
-    source_cls = registry.get("data", manifest.source, where=str(manifest.path), key="source")
-    version = getattr(source_cls, "version", "0")
-    cache = (cache_dir or default_cache_dir()) / "data"
-    stem = f"{manifest.name}-{_cache_key(manifest, files, str(version))}"
+    return pa.schema([(c, pa.from_numpy_dtype(np.dtype(t))) for c, t in EVENT_COLUMNS.items()])
+
+
+def _write_events(events: pd.DataFrame, path: Path) -> dict:
+    """The events as parquet row groups of :data:`ROW_GROUP_ROWS`; their index entry (rows, bytes,
+    checksum, per row group ``(rows, first exch_ts, last exch_ts)``)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    ts = events["exch_ts"].to_numpy()
+    schema = _schema()
+    groups = []
+    with atomic_write(path) as tmp:
+        with pq.ParquetWriter(tmp, schema) as writer:
+            for a in range(0, len(events), ROW_GROUP_ROWS):
+                b = min(a + ROW_GROUP_ROWS, len(events))
+                writer.write_table(pa.Table.from_pandas(events.iloc[a:b], schema=schema, preserve_index=False),
+                                   row_group_size=ROW_GROUP_ROWS)
+                groups.append((b - a, int(ts[a]), int(ts[b - 1])))
+        return {"rows": int(len(events)), "bytes": tmp.stat().st_size, "sha256": _sha256(tmp), "groups": groups}
+
+
+def _load_part(manifest: DatasetManifest, part: SourcePart, stem: str, cache: Path) -> tuple[StoredPart, dict]:
+    """One part from its cache entry, normalised and written first when there is no sound one."""
     events_path, meta_path = cache / f"{stem}.parquet", cache / f"{stem}.json"
-    market, damage = _read_cached(events_path, meta_path)
-    if market is not None:
-        return market
-    try:
-        cache.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise DataError(f"cannot create the data cache folder ({one_line(err)})", file=cache) from None
+    found, damage = _read_cached(events_path, meta_path)
+    if found is not None:
+        return found
     with _locked(cache / f"{stem}.lock"):
         remove_dead_temps(cache)
-        if damage is not None:
-            market, again = _read_cached(events_path, meta_path)  # another process may have rebuilt it
-            if market is not None:
-                return market
-            warnings.warn(f"{events_path}: data cache entry unusable ({damage}); rebuilding it", stacklevel=2)
-        elif events_path.exists() or meta_path.exists():  # built by another process while we waited
-            market, _ = _read_cached(events_path, meta_path)
-            if market is not None:
-                return market
+        if damage is not None or events_path.exists() or meta_path.exists():
+            found, _ = _read_cached(events_path, meta_path)  # another process may have (re)built it meanwhile
+            if found is not None:
+                return found
+            if damage is not None:
+                warnings.warn(f"{events_path}: data cache entry unusable ({damage}); rebuilding it", stacklevel=3)
         for stale in (meta_path, events_path):  # the index goes first: never a valid index on a bad file
             stale.unlink(missing_ok=True)
-        source = registry.create("data", manifest.source, manifest.params, where=str(manifest.path), key="params")
-        instrument = manifest.instrument.build() if manifest.instrument else None
         try:
             with warnings.catch_warnings(record=True) as said:
                 warnings.simplefilter("always")
-                market = source.load(files, instrument, data_root)
+                market = part.load()
                 check_market(market, manifest)
         finally:
             for w in said:  # recorded to be kept with the entry; passed on as they were
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-        with atomic_write(events_path) as tmp:
-            market.events.to_parquet(tmp, index=False)
-            info = {"rows": int(len(market.events)), "bytes": tmp.stat().st_size, "sha256": _sha256(tmp)}
+        info = _write_events(market.events, events_path)
         meta = {"format": CACHE_FORMAT, "events": info, "instrument": asdict(market.instrument),
                 "sessions": market.sessions, "meta": _jsonable(market.meta),
                 "warnings": [str(w.message) for w in said]}
         with atomic_write(meta_path) as tmp:
             tmp.write_text(json.dumps(meta))
-    return market
+    return StoredPart(events_path, info["sha256"], tuple(tuple(g) for g in info["groups"])), meta
+
+
+def load_market(manifest: DatasetManifest, data_root: Path, registry: Registry, cache_dir: Path | None = None, *,
+                allow_external: bool | None = None) -> StoredMarket:
+    """The dataset's normalised events, part by part (:meth:`DataSource.parts`) from the cache when a
+    part's inputs have not changed, as a :class:`StoredMarket` that reads them when asked.
+
+    A part's cache entry is a parquet file of the events and a JSON index written after it with the
+    parquet's size, SHA-256, row count and row groups; an entry that does not match them (truncated,
+    emptied, altered, half written) is rebuilt with a one-line warning.  Entries are built under a
+    lock, one part in memory at a time, written atomically, and temporary files of processes that
+    died while writing are removed.  Nothing is cached for a part whose loading fails.
+    """
+    files = resolve_files(manifest, data_root, allow_external=allow_external)
+    source_cls = registry.get("data", manifest.source, where=str(manifest.path), key="source")
+    version = str(getattr(source_cls, "version", "0"))
+    cache = (cache_dir or default_cache_dir()) / "data"
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DataError(f"cannot create the data cache folder ({one_line(err)})", file=cache) from None
+    source = registry.create("data", manifest.source, manifest.params, where=str(manifest.path), key="params")
+    instrument = manifest.instrument.build() if manifest.instrument else None
+    stored, metas, sessions = [], [], []
+    for part in source.parts(files, instrument, data_root):
+        got, meta = _load_part(manifest, part, f"{manifest.name}-{_part_key(manifest, part, version)}", cache)
+        if stored and got.groups[0][1] < stored[-1].groups[-1][2]:
+            raise DataError(f"data plugin {manifest.source!r}: part {part.key!r} starts before the part before it ends",
+                            file=manifest.path)
+        if metas and meta["instrument"] != metas[0]["instrument"]:
+            raise DataError(f"data plugin {manifest.source!r}: part {part.key!r} has another instrument "
+                            f"({meta['instrument']} after {metas[0]['instrument']})", file=manifest.path)
+        stored.append(got)
+        metas.append(meta)
+        sessions.extend(tuple(s) for s in meta["sessions"])
+    if not stored:
+        raise DataError(f"data plugin {manifest.source!r} returned no data", file=manifest.path)
+    return StoredMarket(stored, Instrument(**metas[0]["instrument"]), sessions, _merge_meta([m["meta"] for m in metas]))
+
+
+def _merge_meta(metas: list[dict]) -> dict:
+    """One part's facts as they are; several: numbers added, lists joined, anything else from the first."""
+    if len(metas) == 1:
+        return metas[0]
+    out = dict(metas[0])
+    for meta in metas[1:]:
+        for key, value in meta.items():
+            if key not in out:
+                out[key] = value
+            elif isinstance(value, list) and isinstance(out[key], list):
+                out[key] = out[key] + value
+            elif isinstance(value, (int, float)) and not isinstance(value, bool) and isinstance(out[key], (int, float)):
+                out[key] = out[key] + value
+    out["parts"] = len(metas)
+    return out
 
 
 def check_market(market: MarketData, manifest: DatasetManifest) -> None:

@@ -28,7 +28,7 @@ A snapshot source (CME, China futures, LOBSTER, generic) is turned into BOOK eve
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -147,11 +147,11 @@ class MarketData:
     sessions: list[tuple[int, int]] = field(default_factory=list)
     meta: dict = field(default_factory=dict)
 
-    def chunks(self) -> Iterator[pd.DataFrame]:
-        """The events in exchange-time order, a chunk at a time: what a streamed replay reads
-        (:mod:`cmm_bt.engine.stream`).  One chunk here; a market kept in the cache
+    def chunks(self, columns: Sequence[str] | None = None) -> Iterator[pd.DataFrame]:
+        """The events (or only ``columns``) in exchange-time order, a chunk at a time: what a streamed
+        replay reads (:mod:`cmm_bt.engine.stream`).  One chunk here; a market kept in the cache
         (:class:`cmm_bt.data.stored.StoredMarket`) reads one row group at a time."""
-        yield self.events
+        yield self.events if columns is None else self.events[list(columns)]
 
     def content_digest(self) -> str:
         """A hash of the events (what model stages key their caches on)."""

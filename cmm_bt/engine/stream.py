@@ -51,7 +51,7 @@ class Consumer(Protocol):
 def market_ladder(market: MarketData) -> tuple[np.ndarray, int, int]:
     """``(ladder, lo, hi)`` over the whole market: the distinct BOOK and TRADE prices of every chunk."""
     ladder = None
-    for chunk in market.chunks():
+    for chunk in market.chunks(columns=("ev", "price")):
         kind, price = chunk["ev"].to_numpy(np.int8), chunk["price"].to_numpy(np.int64)
         if not (kind != CLEAR).any():
             continue
@@ -60,6 +60,30 @@ def market_ladder(market: MarketData) -> tuple[np.ndarray, int, int]:
     if ladder is None:
         raise DataError("no BOOK or TRADE events to replay", key="price")
     return ladder, int(ladder[0]), int(ladder[-1])
+
+
+#: Widest price span (ticks) indexed through a lookup table; wider ones are searched.
+LOOKUP_MAX_TICKS = 1 << 22
+
+
+def ladder_lookup(ladder: np.ndarray):
+    """A function from prices (ticks) to ladder indices (0 for prices off the ladder, as CLEAR rows'):
+    a table over the ladder's span when it is narrow, else a binary search."""
+    lo, n = int(ladder[0]), ladder.shape[0]
+    span = int(ladder[-1]) - lo + 1
+    if span <= LOOKUP_MAX_TICKS:
+        table = np.zeros(span, dtype=np.int64)
+        table[ladder - lo] = np.arange(n)
+
+        def lookup(price: np.ndarray) -> np.ndarray:
+            return table[np.clip(price - lo, 0, span - 1)]
+        return lookup
+
+    def search(price: np.ndarray) -> np.ndarray:
+        lv = np.searchsorted(ladder, price).astype(np.int64)
+        lv[lv >= n] = 0
+        return lv
+    return search
 
 
 class EventStream:
@@ -71,6 +95,7 @@ class EventStream:
     def __init__(self, market: MarketData, ladder: np.ndarray, feed_ns: int = 0):
         self._chunks: Iterator[pd.DataFrame] = iter(market.chunks())
         self._ladder = ladder
+        self._lookup = ladder_lookup(ladder)
         self._feed = int(feed_ns)
         self._rows = 0  # rows read so far (for error messages)
         self._last_ts = None
@@ -92,9 +117,7 @@ class EventStream:
                 raise DataError(f"exch_ts goes backwards at row {row}", key="exch_ts")
             if self._feed:
                 lts = np.where(lts == ts, ts + self._feed, lts)
-            price = chunk["price"].to_numpy(np.int64)
-            lv = np.searchsorted(self._ladder, price).astype(np.int64)
-            lv[lv >= self._ladder.shape[0]] = 0  # CLEAR rows (price 0 may lie below the ladder)
+            lv = self._lookup(chunk["price"].to_numpy(np.int64))
             self._rows += ts.size
             self._last_ts = int(ts[-1])
             return (ts, lts, np.ascontiguousarray(chunk["ev"].to_numpy(np.int8)),
@@ -133,4 +156,4 @@ class EventStream:
         return changed
 
 
-__all__ = ["Consumer", "EventStream", "market_ladder"]
+__all__ = ["Consumer", "EventStream", "ladder_lookup", "market_ladder"]

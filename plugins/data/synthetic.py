@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import time
+from functools import partial
 from pathlib import Path
 from typing import ClassVar
 
@@ -24,7 +25,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, field_validator, model_validator
 
-from cmm_bt.components import DataSource, Params
+from cmm_bt.components import DataSource, Params, SourcePart
 from cmm_bt.data.schema import ASK, BID, BOOK, CLEAR, TRADE, Instrument, MarketData, make_events
 from cmm_bt.errors import ConfigError
 
@@ -133,29 +134,73 @@ class SyntheticBook(DataSource):
 
     def load(self, files: list[Path], instrument: Instrument | None, data_root: Path | None = None) -> MarketData:
         """Simulate the configured sessions; ``files`` must be empty and ``data_root`` is unused."""
+        parts = [part.load() for part in self.parts(files, instrument, data_root)]
+        events = pd.concat([m.events for m in parts], ignore_index=True)
+        meta = dict(parts[0].meta, regimes=[r for m in parts for r in m.meta["regimes"]],
+                    generation_s=sum(m.meta["generation_s"] for m in parts))
+        return MarketData(events, parts[0].instrument, [m.sessions[0] for m in parts], meta)
+
+    def parts(self, files: list[Path], instrument: Instrument | None, data_root: Path | None = None) -> list[SourcePart]:
+        """One part per session (cached and replayed a session at a time)."""
         if files:
             raise ConfigError("the synthetic source reads no files; use `files: []`", key="files")
         c = self.config
-        inst = instrument or Instrument(symbol=c.symbol, tick_size=c.tick_size, multiplier=1.0)
-        t0 = time.perf_counter()
+        sessions = _Sessions(c, instrument or Instrument(symbol=c.symbol, tick_size=c.tick_size, multiplier=1.0))
+        return [SourcePart(f"session {k}", (), partial(sessions.session, k)) for k in range(c.sessions)]
+
+
+class _Sessions:
+    """The simulation a session at a time.  The random stream runs on from one session to the next, so
+    session ``k`` is simulated after sessions ``0 .. k - 1`` (asking for an earlier one starts again at
+    session 0), and a buffer that proves too small is grown and the stream replayed from session 0."""
+
+    def __init__(self, c: SyntheticBook.Config, instrument: Instrument):
+        self.c, self.instrument, self.params = c, instrument, _param_vector(c)
         ts_start = pd.Timestamp(c.start)
         ts_start = ts_start.tz_localize("UTC") if ts_start.tzinfo is None else ts_start.tz_convert("UTC")
-        start_ns = int(ts_start.value)
-        session_ns = int(round(c.session_seconds * 1e9))
-        gap_ns = int(round(c.gap_seconds * 1e9))
-        out = simulate(c, start_ns, inst.tick_size)
-        events = make_events(**out["events"])
-        sessions = [
-            (start_ns + k * (session_ns + gap_ns), start_ns + k * (session_ns + gap_ns) + session_ns)
-            for k in range(c.sessions)
-        ]
-        meta = {
-            "source": "synthetic",
-            "seed": c.seed,
-            "regimes": out["regimes"],
-            "generation_s": time.perf_counter() - t0,
-        }
-        return MarketData(events=events, instrument=inst, sessions=sessions, meta=meta)
+        self.start_ns = int(ts_start.value)
+        self.session_ns, self.gap_ns = int(round(c.session_seconds * 1e9)), int(round(c.gap_seconds * 1e9))
+        rate_guess = 4.0 * (c.limit_rate * c.limit_depth_scale + c.market_rate) * max(c.intensity_low, c.intensity_high)
+        self.capacity = int(min(max(1e5, 1.5 * rate_guess * c.session_seconds), 5e8))
+        self.reg_cap = 1024
+        self.grid = max(1024, 40 * c.levels + 256)  # price grid (ticks) kept around the book, recentred as needed
+        self._restart()
+
+    def _restart(self) -> None:
+        self.next, self.state = 0, (float(self.c.start_price / self.instrument.tick_size), 0, np.int64(0))
+
+    def session(self, k: int) -> MarketData:
+        if k < self.next:
+            self._restart()
+        t0 = time.perf_counter()
+        while True:
+            out = self._run()
+            if out is None:
+                self._restart()
+            elif self.next == k + 1:
+                out.meta["generation_s"] = time.perf_counter() - t0
+                return out
+
+    def _run(self) -> MarketData | None:
+        """Session ``self.next``, or None when a buffer was too small (then grown)."""
+        c, k = self.c, self.next
+        res = _simulate(np.uint32(c.seed), k, k + 1, self.session_ns, self.gap_ns, self.start_ns, *self.state, c.levels,
+                        self.params, int(round(c.snapshot_ms * 1e6)), self.capacity, self.reg_cap, self.grid)
+        n, n_reg = res[0], res[1]
+        if n < 0:
+            if n == -1:
+                self.capacity *= 2
+            else:
+                self.reg_cap *= 4
+            return None
+        self.next, self.state = k + 1, res[10:]
+        ts, local, ev, side, price, qty, reg_ts, reg_val = res[2:10]
+        events = make_events(exch_ts=ts[:n].copy(), local_ts=local[:n].copy(), ev=ev[:n].copy(), side=side[:n].copy(),
+                             price=price[:n].copy(), qty=qty[:n].copy())
+        s0 = self.start_ns + k * (self.session_ns + self.gap_ns)
+        meta = {"source": "synthetic", "seed": c.seed,
+                "regimes": [(int(a), int(b)) for a, b in zip(reg_ts[:n_reg], reg_val[:n_reg])]}
+        return MarketData(events, self.instrument, [(s0, s0 + self.session_ns)], meta)
 
 
 def _param_vector(c: SyntheticBook.Config) -> np.ndarray:
@@ -173,34 +218,6 @@ def _param_vector(c: SyntheticBook.Config) -> np.ndarray:
     p[P_GAPSIG] = c.gap_sigma
     p[P_SPREAD_SENS] = c.spread_sensitivity
     return p
-
-
-def simulate(c: SyntheticBook.Config, start_ns: int, tick_size: float) -> dict:
-    """Run the kernel (growing its buffers until they fit) and return event arrays and the regime path."""
-    params = _param_vector(c)
-    rate_guess = 4.0 * (c.limit_rate * c.limit_depth_scale + c.market_rate) * max(c.intensity_low, c.intensity_high)
-    capacity = int(min(max(1e5, 1.5 * rate_guess * c.session_seconds * c.sessions), 5e8))
-    start_tick = float(c.start_price / tick_size)
-    reg_cap = 1024
-    grid = max(1024, 40 * c.levels + 256)  # price grid (ticks) kept around the book, recentred as needed
-    while True:
-        res = _simulate(
-            np.uint32(c.seed), c.sessions, int(round(c.session_seconds * 1e9)), int(round(c.gap_seconds * 1e9)),
-            start_ns, start_tick, c.levels, params, int(round(c.snapshot_ms * 1e6)), capacity, reg_cap, grid,
-        )
-        n, n_reg = res[0], res[1]
-        if n >= 0:
-            break
-        if n == -1:
-            capacity *= 2
-        else:
-            reg_cap *= 4
-    _, _, ts, local, ev, side, price, qty, reg_ts, reg_val = res
-    events = {
-        "exch_ts": ts[:n], "local_ts": local[:n], "ev": ev[:n], "side": side[:n], "price": price[:n], "qty": qty[:n]
-    }
-    regimes = [(int(a), int(b)) for a, b in zip(reg_ts[:n_reg], reg_val[:n_reg])]
-    return {"events": events, "regimes": regimes}
 
 
 # ------------------------------------------------------------------------------------ kernel
@@ -241,8 +258,11 @@ def _publish(n, cap, b_ts, b_loc, b_ev, b_side, b_px, b_qty, ts, loc, base, bq, 
 
 
 @numba.njit(cache=True)
-def _simulate(seed, n_sessions, session_ns, gap_ns, start_ns, start_tick, L, p, snap_ns, cap, reg_cap, W):
-    np.random.seed(seed)
+def _simulate(seed, s_from, s_to, session_ns, gap_ns, start_ns, F, regime, last_loc, L, p, snap_ns, cap, reg_cap, W):
+    """Sessions ``s_from .. s_to - 1``, continuing from the fundamental ``F``, the ``regime`` and the last
+    local time of the sessions before (the random stream is seeded at session 0 and continues)."""
+    if s_from == 0:
+        np.random.seed(seed)
     b_ts = np.empty(cap, np.int64)
     b_loc = np.empty(cap, np.int64)
     b_ev = np.empty(cap, np.int8)
@@ -263,19 +283,16 @@ def _simulate(seed, n_sessions, session_ns, gap_ns, start_ns, start_tick, L, p, 
         depth_w[d] = math.exp(-d / p[P_DEPTH])
     rates = np.zeros(4 * L + 8)
 
-    F = start_tick
-    regime = 0
     n = 0
-    last_loc = np.int64(0)
     margin = 16 * L + 64
     snap = snap_ns > 0
 
-    for s_idx in range(n_sessions):
+    for s_idx in range(s_from, s_to):
         s0 = start_ns + s_idx * (session_ns + gap_ns)
         if s_idx > 0:
             F += p[P_GAPSIG] * math.sqrt(gap_ns * 1e-9) * np.random.normal()
         if n_reg >= reg_cap:
-            return -2, n_reg, b_ts, b_loc, b_ev, b_side, b_px, b_qty, reg_ts, reg_val
+            return -2, n_reg, b_ts, b_loc, b_ev, b_side, b_px, b_qty, reg_ts, reg_val, F, regime, last_loc
         if n_reg < reg_cap:
             reg_ts[n_reg] = s0
             reg_val[n_reg] = regime
@@ -311,7 +328,7 @@ def _simulate(seed, n_sessions, session_ns, gap_ns, start_ns, start_tick, L, p, 
 
         while True:
             if n > cap - (16 * L + 128):
-                return -1, n_reg, b_ts, b_loc, b_ev, b_side, b_px, b_qty, reg_ts, reg_val
+                return -1, n_reg, b_ts, b_loc, b_ev, b_side, b_px, b_qty, reg_ts, reg_val, F, regime, last_loc
             m = p[P_INT0] if regime == 0 else p[P_INT1]
             sig = p[P_SIGMA0] if regime == 0 else p[P_SIGMA1]
             canc = p[P_CANCEL] * (1.0 if regime == 0 else p[P_CANCEL1])
@@ -415,7 +432,7 @@ def _simulate(seed, n_sessions, session_ns, gap_ns, start_ns, start_tick, L, p, 
             elif k == 4:  # regime switch
                 regime = 1 - regime
                 if n_reg >= reg_cap:
-                    return -2, n_reg, b_ts, b_loc, b_ev, b_side, b_px, b_qty, reg_ts, reg_val
+                    return -2, n_reg, b_ts, b_loc, b_ev, b_side, b_px, b_qty, reg_ts, reg_val, F, regime, last_loc
                 if n_reg < reg_cap:
                     reg_ts[n_reg] = ts
                     reg_val[n_reg] = regime
@@ -497,5 +514,5 @@ def _simulate(seed, n_sessions, session_ns, gap_ns, start_ns, start_tick, L, p, 
             last_loc = max(last_loc, sts + np.int64(p[P_LATMIN]))
             n = _publish(n, cap, b_ts, b_loc, b_ev, b_side, b_px, b_qty, sts, last_loc, base, bq, aq, pub_b, pub_a)
         if n > cap:
-            return -1, n_reg, b_ts, b_loc, b_ev, b_side, b_px, b_qty, reg_ts, reg_val
-    return n, n_reg, b_ts, b_loc, b_ev, b_side, b_px, b_qty, reg_ts, reg_val
+            return -1, n_reg, b_ts, b_loc, b_ev, b_side, b_px, b_qty, reg_ts, reg_val, F, regime, last_loc
+    return n, n_reg, b_ts, b_loc, b_ev, b_side, b_px, b_qty, reg_ts, reg_val, F, regime, last_loc

@@ -195,27 +195,6 @@ def test_plugin_output_out_of_range_is_refused_before_caching():
         check_market(MarketData(ev, Instrument("X", 1.0)), manifest)
 
 
-def test_read_events_batches_equal_a_whole_read(tmp_path):
-    """The cache is read a batch at a time into preallocated arrays: same frame as pandas' whole read,
-    across several row groups and batches (the last one partial)."""
-    import pandas as pd
-
-    from cmm_bt.data.loading import _read_events
-    from cmm_bt.data.schema import EVENT_COLUMNS
-
-    rng = np.random.default_rng(0)
-    n = (1 << 18) + 12_345
-    ts = np.cumsum(rng.integers(0, 1000, n))
-    frame = pd.DataFrame({"exch_ts": ts, "local_ts": ts + rng.integers(0, 50, n), "ev": rng.integers(0, 3, n).astype("int8"),
-                          "side": rng.choice([-1, 1], n).astype("int8"), "price": rng.integers(1, 10**6, n),
-                          "qty": rng.random(n)})
-    path = tmp_path / "events.parquet"
-    frame.to_parquet(path, index=False, row_group_size=100_000)
-    got = _read_events(path)
-    assert {c: str(t) for c, t in got.dtypes.items()} == EVENT_COLUMNS
-    pd.testing.assert_frame_equal(got, pd.read_parquet(path))
-
-
 def test_inverse_instrument_survives_the_cache(tmp_path, registry, data_root):
     from cmm_bt.data.manifest import load_manifest
 
