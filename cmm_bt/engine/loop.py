@@ -14,12 +14,11 @@ from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
-from numba import njit
 
 from cmm_bt.components import DecisionState, ExecutionPolicy, Quotes
 from cmm_bt.data.schema import Instrument, MarketData
 from cmm_bt.engine import kernel as K
-from cmm_bt.engine.book import PRICE_MARGIN, apply_local_until, build_ladder, first_two_sided, new_bests, two_sided_from
+from cmm_bt.engine.book import PRICE_MARGIN, apply_local_until, first_two_sided, new_bests, two_sided_from
 from cmm_bt.engine.config import EngineConfig
 from cmm_bt.engine.output import FILL_COLUMNS, NOT_MEASURED, STEP_COLUMNS, BacktestOutput
 from cmm_bt.engine.stream import EventStream, market_ladder
@@ -42,41 +41,15 @@ class _Prepared:
     hi: int
 
 
-@njit(cache=True)
-def _first_decrease(a):
-    """First index ``i`` with ``a[i] < a[i - 1]``, or -1."""
-    for i in range(1, a.shape[0]):
-        if a[i] < a[i - 1]:
-            return i
-    return -1
-
-
-def _column(ev: pd.DataFrame, name: str, dtype) -> np.ndarray:
-    return np.ascontiguousarray(ev[name].to_numpy(dtype))
-
-
 def _prepare(market: MarketData, config: EngineConfig) -> _Prepared:
-    ev = market.events
-    if len(ev) == 0:
+    """The whole market's events as one buffer of :class:`EventStream` (drivers that jump between
+    episodes, :mod:`cmm_bt.engine.stepping`, hold every event)."""
+    if len(market.events) == 0:
         raise DataError("no market events to replay", key="events")
-    ts = _column(ev, "exch_ts", np.int64)
-    lts = _column(ev, "local_ts", np.int64)
-    kind = _column(ev, "ev", np.int8)
-    side = _column(ev, "side", np.int8)
-    price = _column(ev, "price", np.int64)
-    qty = _column(ev, "qty", np.float64)
-    row = _first_decrease(ts)
-    if row >= 0:
-        raise DataError(f"exch_ts goes backwards at row {row}", key="exch_ts")
-    feed = config.feed_latency_ns
-    if feed:
-        lts = np.where(lts == ts, ts + feed, lts)
-    perm = np.arange(ts.size) if _first_decrease(lts) < 0 else np.argsort(lts, kind="stable")
-    ladder, lv, lo, hi = build_ladder(kind, price)
-    events = (ts, lts, kind, side, lv, qty, perm)
-    for a in (*events, ladder):  # one array type for the kernels whatever pandas returned
-        a.flags.writeable = False
-    return _Prepared(events, ladder, lo - PRICE_MARGIN, hi + PRICE_MARGIN)
+    whole = MarketData(market.events, market.instrument, market.sessions)
+    ladder, lo, hi = market_ladder(whole)
+    ladder.flags.writeable = False
+    return _Prepared(EventStream(whole, ladder, config.feed_latency_ns).events, ladder, lo - PRICE_MARGIN, hi + PRICE_MARGIN)
 
 
 MAX_DECISIONS = 100_000_000

@@ -25,6 +25,7 @@ from typing import Iterator, Protocol
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 from cmm_bt.data.schema import CLEAR, MarketData
 from cmm_bt.engine.book import build_ladder
@@ -46,6 +47,15 @@ class Consumer(Protocol):
 
     def rebase(self, events: Events, exchange: int, local: int) -> None:
         """Continue on a new buffer with these pointers."""
+
+
+@njit(cache=True)
+def first_decrease(a):
+    """First index ``i`` with ``a[i] < a[i - 1]``, or -1."""
+    for i in range(1, a.shape[0]):
+        if a[i] < a[i - 1]:
+            return i
+    return -1
 
 
 def market_ladder(market: MarketData) -> tuple[np.ndarray, int, int]:
@@ -111,9 +121,9 @@ class EventStream:
                 continue
             ts = np.ascontiguousarray(chunk["exch_ts"].to_numpy(np.int64))
             lts = np.ascontiguousarray(chunk["local_ts"].to_numpy(np.int64))
-            back = np.flatnonzero(np.diff(ts) < 0)
-            if back.size or (self._last_ts is not None and ts[0] < self._last_ts):
-                row = self._rows + (int(back[0]) + 1 if back.size else 0)
+            back = 0 if self._last_ts is not None and ts[0] < self._last_ts else first_decrease(ts)
+            if back >= 0:
+                row = self._rows + back
                 raise DataError(f"exch_ts goes backwards at row {row}", key="exch_ts")
             if self._feed:
                 lts = np.where(lts == ts, ts + self._feed, lts)
@@ -133,7 +143,7 @@ class EventStream:
     def _join(rest: Events | None, chunk: Events) -> Events:
         cols = chunk if rest is None else tuple(np.concatenate([a, b]) for a, b in zip(rest, chunk))
         lts = cols[1]
-        perm = np.arange(lts.size) if lts.size < 2 or (np.diff(lts) >= 0).all() else np.argsort(lts, kind="stable")
+        perm = np.arange(lts.size) if first_decrease(lts) < 0 else np.argsort(lts, kind="stable")
         out = (*cols, perm)
         for a in out:
             a.flags.writeable = False

@@ -21,9 +21,10 @@ class Chunked(MarketData):
 
     size = 1000
 
-    def chunks(self):
-        for a in range(0, len(self.events), self.size):
-            yield self.events.iloc[a:a + self.size]
+    def chunks(self, columns=None):
+        ev = self.events if columns is None else self.events[list(columns)]
+        for a in range(0, len(ev), self.size):
+            yield ev.iloc[a:a + self.size]
 
 
 class Skew(ExecutionPolicy):

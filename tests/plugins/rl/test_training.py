@@ -11,6 +11,7 @@ import pytest
 from rl_helpers import SMALL_PPO, env_data, train_small, weights
 
 from cmm_bt.components import RunContext
+from cmm_bt.data.schema import MarketData
 from cmm_bt.engine.loop import decision_grid, run_backtest
 from cmm_bt.pipeline import Products, Signals
 
@@ -81,7 +82,7 @@ def test_same_seed_same_policy_and_the_test_split_is_never_seen(synth, ppo):
     ev = m.events.copy()
     test = ev["exch_ts"].to_numpy() >= synth.run.splits["test"][0]
     ev.loc[test, "qty"] = ev.loc[test, "qty"] * 3 + 1
-    other = type(m)(ev, m.instrument, m.sessions)
+    other = MarketData(ev, m.instrument, m.sessions)
     d = train_small(synth, PPO, SMALL_PPO, seed=3, market=other)
     for x, y in zip(weights(a), weights(d)):
         assert np.array_equal(x, y)
