@@ -111,8 +111,9 @@ def stage_context(run: RunSpec, market: MarketData) -> StageContext:
             raise ConfigError(err.message, file=run.where, key=err.key) from None
         raise
     key = data_key(run, market)
-    replay = hashlib.blake2b(f"{key}/{run.replay_split}".encode() + np.ascontiguousarray(grid).tobytes(), digest_size=16).hexdigest()
-    return StageContext(run=run, market=market, grid=grid, data_key=key, replay_key=replay, cache=StageCache(run.cache_dir))
+    replay = hashlib.blake2b(f"{key}/{run.replay_split}".encode(), digest_size=16)
+    replay.update(np.ascontiguousarray(grid))  # the array's buffer, not a bytes copy of it
+    return StageContext(run=run, market=market, grid=grid, data_key=key, replay_key=replay.hexdigest(), cache=StageCache(run.cache_dir))
 
 
 def _require_decisions(run: RunSpec, market: MarketData, engine, grid: np.ndarray) -> None:
@@ -141,14 +142,17 @@ def execute_run(session: Session, run: RunSpec, market: MarketData, *, out_dir: 
     from cmm_bt.engine.config import EngineConfig
     from cmm_bt.engine.loop import run_backtest
     from cmm_bt.metrics import compute_metrics
-    from cmm_bt.results import RunResult, check_out_dir, default_run_dir, write_run_folder
+    from cmm_bt.results import RunResult, check_out_dir, default_run_dir, steps_spool, write_run_folder
 
     hooks = session.hooks
     t0 = time.perf_counter()
+    target = (out_dir or default_run_dir(run.name, run.dataset.name)) if write else None
+    spool = None
     try:
         hooks.before_run(run=run)
-        if write:
-            check_out_dir(out_dir or default_run_dir(run.name, run.dataset.name), overwrite=overwrite)
+        if target is not None:
+            check_out_dir(target, overwrite=overwrite)
+            spool = steps_spool(target)  # the steps go to disk as the replay makes them
         engine = EngineConfig(**run.strategy.engine)
         start_ns, end_ns = run.splits[run.replay_split]
         pipeline = build_pipeline(run)
@@ -165,7 +169,8 @@ def execute_run(session: Session, run: RunSpec, market: MarketData, *, out_dir: 
         on_quote = hooks.on_quote if hooks.has_impls("cmm_bt_on_quote") else None
         on_fill = hooks.on_fill if hooks.has_impls("cmm_bt_on_fill") else None
         frame = None if signals is None else signals.frame
-        output = run_backtest(market, policy, engine, signals=frame, on_quote=on_quote, on_fill=on_fill, start_ns=start_ns, end_ns=end_ns)
+        output = run_backtest(market, policy, engine, signals=frame, on_quote=on_quote, on_fill=on_fill, start_ns=start_ns,
+                              end_ns=end_ns, steps_to=spool)
         metrics = compute_metrics(output, wall_s=output.wall_s)
         result = RunResult(
             run_name=run.name,
@@ -188,8 +193,7 @@ def execute_run(session: Session, run: RunSpec, market: MarketData, *, out_dir: 
             result.extra["pipeline_stages"] = pipeline.timings()
         result.metrics.update(hooks.extra_metrics(run=run, result=result))
         result.metrics["run_wall_s"] = time.perf_counter() - t0
-        if write:
-            target = out_dir or default_run_dir(run.name, run.dataset.name)
+        if target is not None:
             writers = []
             for i, spec in enumerate(run.strategy.reporters):  # reporters' files go in before the folder appears
                 reporter = run.registry.create("reporter", spec.name, spec.params, where=run.where, key=f"reporters.{i}")
@@ -201,6 +205,9 @@ def execute_run(session: Session, run: RunSpec, market: MarketData, *, out_dir: 
     except BaseException as err:
         hooks.on_run_error(run=run, error=err)
         raise
+    finally:
+        if spool is not None:
+            spool.unlink(missing_ok=True)  # moved into the run folder unless the run failed
 
 
 #: Metrics a model pipeline may replace, and where the engine's own value is kept then.  Models

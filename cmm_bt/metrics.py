@@ -1,7 +1,9 @@
 """Flat run metrics computed from a :class:`~cmm_bt.engine.output.BacktestOutput`.
 
 Every key, its formula and unit is documented in ``docs/metrics.md``.  All computations are
-vectorised (numpy); nothing here loops over steps or fills in Python.
+vectorised (numpy); nothing here loops over steps or fills in Python.  The steps are read a chunk of
+whole episodes at a time (:meth:`~cmm_bt.engine.output.BacktestOutput.step_chunks`), so a run whose
+steps were written to a file is never held whole.
 """
 
 from __future__ import annotations
@@ -32,18 +34,17 @@ def compute_metrics(
     :param mid: optional exchange mid series ``(ts_ns, mid_ticks)``, ascending in time, used for
         markouts instead of the decision steps' mid (finer and not delayed by feed latency).
     """
-    steps, fills = out.steps, out.fills
+    fills = out.fills
     counters = out.counters
     inst = out.instrument
 
     ep_pnl = episode_pnls(out)
     n_ep = int(ep_pnl.size)
     epnl = float(ep_pnl.mean()) if n_ep else math.nan
-    pos = steps["position"].to_numpy(dtype=float) if len(steps) else np.zeros(0)
-    map_ = float(np.abs(pos).mean()) if pos.size else 0.0
+    scan = _StepScan(out)
+    map_ = scan.abs_position / scan.n if scan.n else 0.0
     pnl_map = epnl / map_ if map_ > 0 else math.nan  # no position held: PnL per unit of it is undefined
 
-    curve = equity_curve(out)
     qty = fills["qty"].to_numpy(dtype=float) if len(fills) else np.zeros(0)
     price = fills["price"].to_numpy(dtype=float) if len(fills) else np.zeros(0)
     fees = float(fills["fee"].to_numpy(dtype=float).sum()) if len(fills) else 0.0
@@ -54,10 +55,9 @@ def compute_metrics(
     else:
         filled_orders = int(fills["order_id"].nunique()) if len(fills) else 0
 
-    lat_ns = steps["decision_latency_ns"].to_numpy(dtype=float) if len(steps) else np.zeros(0)
-    lat_ns = lat_ns[lat_ns >= 0]  # NOT_MEASURED (-1): a compiled policy, not timed
+    lat_ns = scan.latencies_ns
     events = int(counters.get("events", 0))
-    decisions = int(len(steps))
+    decisions = scan.n
 
     metrics: dict[str, float | int] = {
         "epnl": epnl,
@@ -65,7 +65,7 @@ def compute_metrics(
         "pnl_map": float(pnl_map),
         "sharpe": sharpe(ep_pnl),
         "sortino": sortino(ep_pnl),
-        "max_drawdown": max_drawdown(curve),
+        "max_drawdown": scan.max_drawdown,
         "total_pnl": float(ep_pnl.sum()),
         "fills": int(len(fills)),
         "order_fill_ratio": filled_orders / submitted if submitted > 0 else math.nan,
@@ -84,10 +84,9 @@ def compute_metrics(
         "orders_rejected": int(counters.get("orders_rejected", 0)),
         "orders_cancelled": int(counters.get("orders_cancelled", 0)),
     }
-    for key, horizon in MARKOUT_HORIZONS_S.items():
-        metrics[key] = markout(out, horizon, mid=mid)
+    metrics.update(markouts(out, MARKOUT_HORIZONS_S, mid=mid))
     metrics.update(pnl_attribution(out, float(ep_pnl.sum())))
-    metrics.update(quoting_time(out, len(fills)))
+    metrics.update(scan.quoting_time(len(fills)))
     return metrics
 
 
@@ -116,14 +115,59 @@ def quoting_time(out: BacktestOutput, n_fills: int) -> dict[str, float]:
     """Share of decision steps with a bid / an ask quoted (``quote_time_bid/ask``) and fills per hour
     spent quoting (either side), which unlike filled / submitted orders does not fall when a policy
     re-quotes often."""
-    s = out.steps
-    if len(s) < 2:
-        return {"quote_time_bid": math.nan, "quote_time_ask": math.nan, "fills_per_quoted_hour": math.nan}
-    bid, ask = np.isfinite(s["bid_quote"].to_numpy(float)), np.isfinite(s["ask_quote"].to_numpy(float))
-    dt = float(np.median(np.diff(s["ts"].to_numpy(np.int64)))) / _NS
-    hours = float((bid | ask).sum()) * dt / 3600.0
-    return {"quote_time_bid": float(bid.mean()), "quote_time_ask": float(ask.mean()),
-            "fills_per_quoted_hour": n_fills / hours if hours > 0 else math.nan}
+    return _StepScan(out).quoting_time(n_fills)
+
+
+def _median_of_counts(counts: dict[int, int]) -> float:
+    """``np.median`` of a sample given as value -> count (the middle value, or the mean of the two)."""
+    values = sorted(counts)
+    cum = np.cumsum([counts[v] for v in values])
+    n = int(cum[-1])
+    lo = values[int(np.searchsorted(cum, (n - 1) // 2, side="right"))]
+    hi = values[int(np.searchsorted(cum, n // 2, side="right"))]
+    return (lo + hi) / 2
+
+
+class _StepScan:
+    """What the metrics need of the steps, gathered in one pass over :meth:`BacktestOutput.step_chunks`:
+    the step count, summed |position|, measured decision latencies, quoted steps per side, the
+    intervals between steps and the maximum drawdown of the equity curve."""
+
+    _COLUMNS = ["ts", "episode", "position", "equity", "bid_quote", "ask_quote", "decision_latency_ns"]
+
+    def __init__(self, out: BacktestOutput):
+        self.n, self.abs_position, self.max_drawdown = 0, 0.0, 0.0
+        self.bid = self.ask = self.either = 0
+        latencies: list[np.ndarray] = []
+        gaps: dict[int, int] = {}  # interval between consecutive steps (ns) -> how often
+        last_ts, peak = None, 0.0  # the curve starts at 0
+        curve = _CurvePieces(out)
+        for c in out.step_chunks(self._COLUMNS):
+            self.n += len(c)
+            self.abs_position += float(np.abs(c["position"].to_numpy(dtype=float)).sum())
+            lat = c["decision_latency_ns"].to_numpy(dtype=float)
+            latencies.append(lat[lat >= 0])  # NOT_MEASURED (-1): a compiled policy, not timed
+            bid, ask = np.isfinite(c["bid_quote"].to_numpy(float)), np.isfinite(c["ask_quote"].to_numpy(float))
+            self.bid, self.ask, self.either = self.bid + int(bid.sum()), self.ask + int(ask.sum()), self.either + int((bid | ask).sum())
+            ts = c["ts"].to_numpy(np.int64)
+            values, counts = np.unique(np.diff(ts) if last_ts is None else np.diff(ts, prepend=last_ts), return_counts=True)
+            for v, n in zip(values.tolist(), counts.tolist()):
+                gaps[v] = gaps.get(v, 0) + n
+            last_ts = int(ts[-1])
+            piece = curve.piece(c)
+            running = np.maximum.accumulate(np.r_[peak, piece])
+            self.max_drawdown = max(self.max_drawdown, float(np.max(running[1:] - piece)))
+            peak = float(running[-1])
+        self.latencies_ns = np.concatenate(latencies) if latencies else np.zeros(0)
+        self._gaps = gaps
+
+    def quoting_time(self, n_fills: int) -> dict[str, float]:
+        if self.n < 2:
+            return {"quote_time_bid": math.nan, "quote_time_ask": math.nan, "fills_per_quoted_hour": math.nan}
+        dt = _median_of_counts(self._gaps) / _NS
+        hours = float(self.either) * dt / 3600.0
+        return {"quote_time_bid": self.bid / self.n, "quote_time_ask": self.ask / self.n,
+                "fills_per_quoted_hour": n_fills / hours if hours > 0 else math.nan}
 
 
 # ------------------------------------------------------------------------------------ pieces
@@ -165,31 +209,41 @@ def equity_curve(out: BacktestOutput) -> np.ndarray:
     engine resets cash per episode or carries it over.  Without an episodes table (or for an
     episode missing from it) the equity column is used as is.
     """
-    steps = out.steps
-    if len(steps) == 0:
-        return np.zeros(1)
-    eq = steps["equity"].to_numpy(dtype=float)
-    ep = steps["episode"].to_numpy()
-    eps = out.episodes
-    if len(eps) == 0 or "episode" not in eps:
-        return np.concatenate([[0.0], eq])
-    pnl_of = dict(zip(eps["episode"].to_numpy().tolist(), eps["pnl"].to_numpy(dtype=float).tolist()))
-    # contiguous runs of one episode id, in step order
-    starts = np.flatnonzero(np.r_[True, ep[1:] != ep[:-1]])
-    ends = np.r_[starts[1:], ep.size]
-    curve = np.empty(eq.size + 1)
-    curve[0] = 0.0
-    offset = 0.0
-    for s, e in zip(starts, ends):  # one iteration per episode, not per step
-        pnl = pnl_of.get(ep[s].item())
-        if pnl is None:
-            curve[s + 1 : e + 1] = eq[s:e]
-            offset = eq[e - 1]
-            continue
-        base = eq[e - 1] - pnl
-        curve[s + 1 : e + 1] = offset + eq[s:e] - base
-        offset += pnl
-    return curve
+    curve = _CurvePieces(out)
+    return np.concatenate([np.zeros(1), *(curve.piece(c) for c in out.step_chunks(["episode", "equity"]))])
+
+
+class _CurvePieces:
+    """:func:`equity_curve` a chunk of whole episodes at a time (the offset carried between chunks)."""
+
+    def __init__(self, out: BacktestOutput):
+        eps = out.episodes
+        self.pnl_of = ({} if len(eps) == 0 or "episode" not in eps else
+                       dict(zip(eps["episode"].to_numpy().tolist(), eps["pnl"].to_numpy(dtype=float).tolist())))
+        self.plain = len(eps) == 0 or "episode" not in eps
+        self.offset = 0.0
+
+    def piece(self, chunk: pd.DataFrame) -> np.ndarray:
+        eq = chunk["equity"].to_numpy(dtype=float)
+        if self.plain:
+            return eq
+        ep = chunk["episode"].to_numpy()
+        # contiguous runs of one episode id, in step order
+        starts = np.flatnonzero(np.r_[True, ep[1:] != ep[:-1]])
+        ends = np.r_[starts[1:], ep.size]
+        curve = np.empty(eq.size)
+        offset = self.offset
+        for s, e in zip(starts, ends):  # one iteration per episode, not per step
+            pnl = self.pnl_of.get(ep[s].item())
+            if pnl is None:
+                curve[s:e] = eq[s:e]
+                offset = eq[e - 1]
+                continue
+            base = eq[e - 1] - pnl
+            curve[s:e] = offset + eq[s:e] - base
+            offset += pnl
+        self.offset = offset
+        return curve
 
 
 def max_drawdown(curve: np.ndarray) -> float:
@@ -214,35 +268,53 @@ def markout(
     markout across an episode boundary); with an explicit series, those after its end.  NaN when
     no fill qualifies.
     """
+    return markouts(out, {"m": horizon_s}, mid=mid)["m"]
+
+
+def markouts(
+    out: BacktestOutput,
+    horizons_s: dict[str, float],
+    *,
+    mid: tuple[np.ndarray, np.ndarray] | None = None,
+) -> dict[str, float]:
+    """:func:`markout` at every horizon (key -> seconds), the steps read once a chunk at a time."""
     fills = out.fills
+    sums = {key: [0.0, 0.0] for key in horizons_s}  # sum of side * (mid - price) * qty, sum of qty
     if len(fills) == 0:
-        return math.nan
-    t = fills["ts"].to_numpy(dtype=np.int64) + int(round(horizon_s * _NS))
+        return {key: math.nan for key in horizons_s}
     if mid is not None:
         mts = np.asarray(mid[0], dtype=np.int64)
-        mpx = np.asarray(mid[1], dtype=float)
-        ok = t <= (mts[-1] if mts.size else np.iinfo(np.int64).min)
+        _markout_sums(fills, horizons_s, mts, np.asarray(mid[1], dtype=float),
+                      np.full(len(fills), mts[-1] if mts.size else np.iinfo(np.int64).min, dtype=np.int64), sums)
     else:
-        steps = out.steps
-        if len(steps) == 0:
-            return math.nan
-        mts = steps["ts"].to_numpy(dtype=np.int64)
-        mpx = steps["mid"].to_numpy(dtype=float)
-        last_ts = steps.groupby("episode", sort=False)["ts"].max()
-        ep_end = fills["episode"].map(last_ts).to_numpy(dtype=float)  # NaN: episode without steps
-        ok = t <= np.nan_to_num(ep_end, nan=-np.inf)
-    idx = np.searchsorted(mts, t, side="right") - 1
-    ok &= idx >= 0
-    if not ok.any():
-        return math.nan
-    m = mpx[idx[ok]]
-    ok_m = np.isfinite(m)
-    side = fills["side"].to_numpy(dtype=float)[ok][ok_m]
-    px = fills["price"].to_numpy(dtype=float)[ok][ok_m]
-    q = fills["qty"].to_numpy(dtype=float)[ok][ok_m]
-    if q.sum() <= 0:
-        return math.nan
-    return float(np.sum(side * (m[ok_m] - px) * q) / q.sum())
+        for c in out.step_chunks(["ts", "episode", "mid"]):
+            # the fills of this chunk's episodes, each limited to its episode's last step
+            last_ts = c.groupby("episode", sort=False)["ts"].max()
+            ep_end = fills["episode"].map(last_ts).to_numpy(dtype=float)  # NaN: episode not in this chunk
+            mine = np.isfinite(ep_end)
+            if mine.any():
+                _markout_sums(fills[mine], horizons_s, c["ts"].to_numpy(dtype=np.int64), c["mid"].to_numpy(dtype=float),
+                              ep_end[mine], sums)
+    return {key: (num / q if q > 0 else math.nan) for key, (num, q) in sums.items()}
+
+
+def _markout_sums(fills: pd.DataFrame, horizons_s: dict[str, float], mts: np.ndarray, mpx: np.ndarray,
+                  until: np.ndarray, sums: dict[str, list[float]]) -> None:
+    """Add to ``sums`` the markouts of ``fills`` on the mid series ``(mts, mpx)``, skipping fills whose
+    ``t + h`` is after ``until`` (per fill)."""
+    ts = fills["ts"].to_numpy(dtype=np.int64)
+    side_all, px_all, q_all = (fills[c].to_numpy(dtype=float) for c in ("side", "price", "qty"))
+    for key, horizon in horizons_s.items():
+        t = ts + int(round(horizon * _NS))
+        idx = np.searchsorted(mts, t, side="right") - 1
+        ok = (t <= until) & (idx >= 0)
+        if not ok.any():
+            continue
+        m = mpx[idx[ok]]
+        ok_m = np.isfinite(m)
+        q = q_all[ok][ok_m]
+        sums[key][0] += float(np.sum(side_all[ok][ok_m] * (m[ok_m] - px_all[ok][ok_m]) * q))
+        sums[key][1] += float(q.sum())
 
 
 def episode_table(out: BacktestOutput) -> pd.DataFrame:

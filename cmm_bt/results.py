@@ -129,6 +129,18 @@ def check_out_dir(out_dir: Path, *, overwrite: bool = False) -> None:
         raise CmmBtError(f"cannot write into {parent} ({err.strerror or type(err).__name__})", file=out_dir) from None
 
 
+def steps_spool(out_dir: Path) -> Path:
+    """Where a run bound for ``out_dir`` writes its steps while it replays (``run_backtest(steps_to=...)``):
+    a temporary sibling ``.NAME.steps.tmp-PID`` (its parent created), moved into the folder by
+    :func:`write_run_folder`; a killed process's is removed by the next write into the same parent."""
+    out_dir = Path(out_dir)
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise CmmBtError(f"cannot create the run folder ({err.strerror or type(err).__name__})", file=out_dir) from None
+    return out_dir.parent / f".{out_dir.name}.steps.tmp-{os.getpid()}"
+
+
 #: ``writer(folder)`` adds files to a run folder while it is still the temporary one.
 FolderWriter = Callable[[Path], None]
 
@@ -164,7 +176,10 @@ def write_run_folder(result: RunResult, out_dir: Path, *, overwrite: bool = Fals
         (tmp / "metrics.json").write_text(metrics_json(result.metrics), encoding="utf-8")
         (tmp / "run.json").write_text(json.dumps(_run_info(result), indent=2, sort_keys=True) + "\n", encoding="utf-8")
         out = result.output
-        write_table(out.steps, tmp / "steps.parquet")
+        if out.steps_file is not None:  # written during the replay (:func:`steps_spool`)
+            out.steps_file.move_to(tmp / "steps.parquet")
+        else:
+            write_table(out.steps, tmp / "steps.parquet")
         write_table(out.fills, tmp / "fills.parquet")
         write_table(out.episodes, tmp / "episodes.parquet")
         for name, df in result.extra.items():
@@ -177,6 +192,8 @@ def write_run_folder(result: RunResult, out_dir: Path, *, overwrite: bool = Fals
             writer(tmp)
         (tmp / COMPLETE_MARKER).touch()
         _move_into_place(tmp, out_dir, overwrite)
+        if out.steps_file is not None:
+            out.steps_file.now_at(out_dir / "steps.parquet")
     except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(err, OSError):

@@ -183,3 +183,14 @@ def test_contract_keys_present():
     for key in ("epnl", "map", "pnl_map", "sharpe", "max_drawdown", "fills", "events", "wall_s", "events_per_s",
                 "decision_latency_us_p50", "decision_latency_us_p99"):
         assert key in m
+
+
+def test_median_of_counts_is_numpys_median():
+    """The step intervals' median is taken from value counts (the steps are read a chunk at a time)."""
+    from cmm_bt.metrics import _median_of_counts
+
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        x = rng.integers(0, 6, rng.integers(1, 12)) * 100_000_000
+        values, counts = np.unique(x, return_counts=True)
+        assert _median_of_counts(dict(zip(values.tolist(), counts.tolist()))) == np.median(x)

@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
 from cmm_bt.components import DecisionState, ExecutionPolicy, Quotes
-from cmm_bt.data.schema import Instrument, MarketData
+from cmm_bt.data.schema import MarketData
 from cmm_bt.engine import kernel as K
 from cmm_bt.engine.book import PRICE_MARGIN, apply_local_until, first_two_sided, new_bests, two_sided_from
 from cmm_bt.engine.config import EngineConfig
-from cmm_bt.engine.output import FILL_COLUMNS, NOT_MEASURED, STEP_COLUMNS, BacktestOutput
+from cmm_bt.engine.output import FILL_COLUMNS, NOT_MEASURED, BacktestOutput
+from cmm_bt.engine.steps import StepColumns, StepFileWriter, episode_steps
 from cmm_bt.engine.stream import EventStream, market_ladder
 from cmm_bt.errors import ConfigError, DataError
 
@@ -132,21 +134,18 @@ def _grid_times(episodes: list[tuple[int, int]], first: np.ndarray, dt: int):
         raise ConfigError(f"{dt / 1e6:g} ms gives {total:,} decision steps over this data (at most "
                           f"{MAX_DECISIONS:,} in one replay): use a longer interval or a shorter split",
                           key="engine.decision_interval_ms")
-    times, ids, kept = [], [], []
+    times, ids = np.empty(total, np.int64), np.empty(total, np.int32)  # filled in place: no list to concatenate
+    kept: list[tuple[int, int, int, int]] = []
     k = 0
     for (s, e), f, t0 in zip(episodes, first, t0s):
-        if f < 0:
+        n = max(0, -(-(e - t0) // dt))
+        if f < 0 or n == 0:
             continue
-        t = np.arange(t0, e, dt, dtype=np.int64)
-        if t.size == 0:
-            continue
-        times.append(t)
-        ids.append(np.full(t.size, len(kept), dtype=np.int32))
-        kept.append((s, e, k, k + t.size))
-        k += t.size
-    if not times:
-        return np.empty(0, np.int64), np.empty(0, np.int32), []
-    return np.concatenate(times), np.concatenate(ids), kept
+        times[k : k + n] = np.arange(t0, t0 + n * dt, dt, dtype=np.int64)
+        ids[k : k + n] = len(kept)
+        kept.append((s, e, k, k + n))
+        k += n
+    return times, ids, kept
 
 
 def decision_grid(
@@ -181,39 +180,41 @@ def _fill_dict(f_i: np.ndarray, f_f: np.ndarray, k: int, resp: int) -> dict[str,
     }
 
 
-def _python_steps(ex: K.Exchange, policy: ExecutionPolicy, hooks, k0: int, k1: int, s: int, span: float,
-                  t_l: list, sig, lat: list, delivered: int) -> int:
-    """Steps ``k0 .. k1 - 1`` of one episode with the Python policy; one kernel call per step (send the
-    previous step's quotes, advance to this one).  Returns the number of fills delivered to ``on_fill``."""
+def _python_steps(ex: K.Exchange, policy: ExecutionPolicy, hooks, k0: int, times: np.ndarray, s: int, span: float,
+                  sig, lat: list, delivered: int) -> int:
+    """Steps ``k0 .. k0 + len(times) - 1`` of one episode with the Python policy; one kernel call per step (send the
+    previous step's quotes, advance to this one), recording step ``k`` in row ``k - k0`` of ``ex.rec``;
+    each policy call's wall time is appended to ``lat``.  Returns the number of fills delivered to ``on_fill``."""
     on_quote, on_fill = hooks
     sig_cols, sig_vals = sig
     # per step: one kernel call with the state as one descriptor array (K.step_packed), a fresh
     # DecisionState (slots), the policy; the signal rows are turned into Python floats per episode
     step, quote, perf, NO, OK, State = K.step_packed, policy.quote, time.perf_counter_ns, K.NO_PRICE, K.OK, DecisionState
+    timed = lat.append
     desc = ex.desc
     st, resp = ex.st, int(ex.st[K.I_RESP])
-    rows = sig_vals[k0:k1].tolist() if sig_vals is not None else None
+    t_l = times.tolist()  # Python ints, an episode at a time
+    rows = sig_vals[k0 : k0 + len(t_l)].tolist() if sig_vals is not None else None
     kq, tq, bp, bq, ap, aq = -1, 0, NO, 0.0, NO, 0.0
-    for k in range(k0, k1):
-        t = t_l[k]
-        r = step(desc, k, t, kq, tq, bp, bq, ap, aq)
+    for i, t in enumerate(t_l):
+        r = step(desc, i, t, kq, tq, bp, bq, ap, aq)
         if r[0] != OK:
             ex.check(r[0])
-            r = ex.step(k, t)
+            r = ex.step(i, t)
             desc = ex.desc
         if on_fill is not None:
             known = int(st[K.S_KNOWN])
             while delivered < known:
                 on_fill(_fill_dict(ex.f_i, ex.f_f, delivered, resp))
                 delivered += 1
-        state = State(t, k, r[1], r[2], r[3], r[4], r[5], (t - s) / span,
-                      dict(zip(sig_cols, rows[k - k0])) if rows is not None else {})
+        state = State(t, k0 + i, r[1], r[2], r[3], r[4], r[5], (t - s) / span,
+                      dict(zip(sig_cols, rows[i])) if rows is not None else {})
         c0 = perf()
         q = quote(state)
         if on_quote is not None:
             on_quote(state, q)
-        lat[k] = perf() - c0
-        kq, tq = k, t
+        timed(perf() - c0)
+        kq, tq = i, t
         bp = NO if q.bid_price is None else int(q.bid_price)
         ap = NO if q.ask_price is None else int(q.ask_price)
         bq, aq = float(q.bid_qty), float(q.ask_qty)
@@ -222,13 +223,13 @@ def _python_steps(ex: K.Exchange, policy: ExecutionPolicy, hooks, k0: int, k1: i
     return delivered
 
 
-def _compiled_steps(ex: K.Exchange, fn, params: np.ndarray, signals: np.ndarray, times: np.ndarray, k0: int,
-                    k1: int, s: int, span: float) -> None:
-    """Steps ``k0 .. k1 - 1`` of one episode inside numba (:func:`cmm_bt.engine.compiled.run_steps`)."""
+def _compiled_steps(ex: K.Exchange, fn, params: np.ndarray, signals: np.ndarray, times: np.ndarray, s: int,
+                    span: float) -> None:
+    """One episode's steps (``times``, ``signals``: its rows) inside numba (:func:`cmm_bt.engine.compiled.run_steps`)."""
     from cmm_bt.engine.compiled import run_steps
 
-    ex.st[K.S_STEP] = k0
-    while ex.check(run_steps(fn, params, signals, times, s, span, k1, *ex.args)):
+    ex.st[K.S_STEP] = 0
+    while ex.check(run_steps(fn, params, signals, times, s, span, times.size, *ex.args)):
         pass
 
 
@@ -242,6 +243,7 @@ def run_backtest(
     on_fill: Callable[[dict[str, Any]], None] | None = None,
     start_ns: int | None = None,
     end_ns: int | None = None,
+    steps_to: Path | None = None,
 ) -> BacktestOutput:
     """Replay ``market`` (optionally only ``[start_ns, end_ns)``) with ``policy`` quoting every decision step.
 
@@ -249,10 +251,13 @@ def run_backtest(
         handed to the policy as ``DecisionState.signals`` (a dict of floats).
     :param on_quote: called as ``on_quote(state, quotes)`` after each policy call (timed with it).
     :param on_fill: called with a dict of ``FILL_COLUMNS`` for each fill once the agent learns of it.
+    :param steps_to: write the steps to this parquet file an episode at a time (the output reads them
+        from there: :class:`~cmm_bt.engine.output.StepsFile`) instead of holding them in memory; the file
+        is removed if the replay fails.
     """
     wall0 = time.perf_counter()
     ladder, lo, hi = market_ladder(market)
-    times, ep_ids, kept = _streamed_grid(market, config, ladder, start_ns, end_ns)
+    times, _, kept = _streamed_grid(market, config, ladder, start_ns, end_ns)
     nsteps = int(times.size)
     sig_cols: list[str] = []
     sig_vals = None
@@ -272,41 +277,52 @@ def run_backtest(
         sig_arr.flags.writeable = False
 
     stream = EventStream(market, ladder, config.feed_latency_ns)  # the market a chunk at a time
+    # step records of one episode at a time (row k - k0 for step k), handed to the writer at its end
+    longest = max((k1 - k0 for _, _, k0, k1 in kept), default=1)
     ex = K.Exchange(stream.events, ladder, lo=lo - PRICE_MARGIN, hi=hi + PRICE_MARGIN, instrument=market.instrument,
-                    config=config, steps=nsteps)
-    st, fl = ex.st, ex.fl
-    # the Python path writes one latency per step into a list and reads the times as Python ints; the
-    # compiled path needs neither (a list of Python ints costs 40 bytes a step, the array 8)
-    lat = [0] * nsteps if fast is None else np.full(nsteps, NOT_MEASURED, dtype=np.int64)
-    t_l = times.tolist() if fast is None else times
-    delivered = 0
-    episodes_rows = []
-    flatten = config.flatten_at_episode_end
-    for ep, (s, e, k0, k1) in enumerate(kept):
-        st[K.S_EPISODE] = ep
-        stream.cover(e, int(t_l[k0]), ex)  # every event up to the episode's end, earlier ones processed
-        ex.advance(int(t_l[k0]))
-        eq0 = ex.equity()
-        fees0, vol0, nfill0 = fl[K.A_FEES], fl[K.A_VOL], ex.n_fills
-        if fast is not None:
-            _compiled_steps(ex, fn, params, sig_arr, times, k0, k1, s, float(e - s))
-        else:
-            delivered = _python_steps(ex, policy, (on_quote, on_fill), k0, k1, s, float(e - s), t_l,
-                                      (sig_cols, sig_vals), lat, delivered)
-        ex.advance(e - 1)
-        if not ex.end_episode(e, flatten):
-            raise DataError(f"cannot flatten episode {ep} at {e}: the exchange book is empty", key="events")
-        ap_ = np.abs(ex.rec[k0:k1, K.R_POS])
-        episodes_rows.append((ep, s, e, ex.equity() - eq0, fl[K.A_FEES] - fees0, ex.n_fills - nfill0,
-                              fl[K.A_VOL] - vol0, float(ap_.mean()), float(max(ap_.max(), abs(fl[K.A_POS])))))
-    if on_fill is not None:
-        while delivered < ex.n_fills:
-            on_fill(_fill_dict(ex.f_i, ex.f_f, delivered, int(st[K.I_RESP])))
-            delivered += 1
-    fills, counters, rec = _fills_table(ex), _counters(st, nsteps), ex.rec
-    del ex, stream  # the replay's event arrays (local times, order, ladder indices) go before the steps table is built
-    return BacktestOutput(market.instrument, _steps_table(rec, times, ep_ids, lat, market.instrument), fills,
-                          _episodes_table(episodes_rows), counters, time.perf_counter() - wall0)
+                    config=config, steps=longest)
+    writer = StepFileWriter(steps_to) if steps_to is not None else StepColumns(nsteps)
+    try:
+        st, fl, rec = ex.st, ex.fl, ex.rec
+        delivered = 0
+        episodes_rows = []
+        flatten = config.flatten_at_episode_end
+        for ep, (s, e, k0, k1) in enumerate(kept):
+            st[K.S_EPISODE] = ep
+            n = k1 - k0
+            rec[:n, K.R_BIDQUOTE :] = np.nan  # a side without a quote stays NaN (the kernel writes the rest)
+            t0 = int(times[k0])
+            stream.cover(e, t0, ex)  # every event up to the episode's end, earlier ones processed
+            ex.advance(t0)
+            eq0 = ex.equity()
+            fees0, vol0, nfill0 = fl[K.A_FEES], fl[K.A_VOL], ex.n_fills
+            if fast is not None:
+                _compiled_steps(ex, fn, params, sig_arr[k0:k1], times[k0:k1], s, float(e - s))
+                lat: Any = np.full(n, NOT_MEASURED, dtype=np.int64)
+            else:
+                lat = []
+                delivered = _python_steps(ex, policy, (on_quote, on_fill), k0, times[k0:k1], s, float(e - s),
+                                          (sig_cols, sig_vals), lat, delivered)
+            ex.advance(e - 1)
+            if not ex.end_episode(e, flatten):
+                raise DataError(f"cannot flatten episode {ep} at {e}: the exchange book is empty", key="events")
+            ap_ = np.abs(rec[:n, K.R_POS])
+            episodes_rows.append((ep, s, e, ex.equity() - eq0, fl[K.A_FEES] - fees0, ex.n_fills - nfill0,
+                                  fl[K.A_VOL] - vol0, float(ap_.mean()), float(max(ap_.max(), abs(fl[K.A_POS])))))
+            writer.write(k0, episode_steps(rec[:n], times[k0:k1], ep, lat, market.instrument))
+        if on_fill is not None:
+            while delivered < ex.n_fills:
+                on_fill(_fill_dict(ex.f_i, ex.f_f, delivered, int(st[K.I_RESP])))
+                delivered += 1
+        fills, counters = _fills_table(ex), _counters(st, nsteps)
+        del ex, stream, rec  # the replay's event arrays (local times, order, ladder indices)
+        steps = writer.close()
+    except BaseException:
+        if isinstance(writer, StepFileWriter):
+            writer.abort()
+        raise
+    return BacktestOutput(market.instrument, steps, fills, _episodes_table(episodes_rows), counters,
+                          time.perf_counter() - wall0)
 
 
 def _table(columns: dict[str, np.ndarray], dtypes: dict[str, str]) -> pd.DataFrame:
@@ -317,20 +333,6 @@ def _table(columns: dict[str, np.ndarray], dtypes: dict[str, str]) -> pd.DataFra
 def _episodes_table(rows: list[tuple]) -> pd.DataFrame:
     cols = list(zip(*rows)) if rows else [()] * len(EPISODE_COLUMNS)
     return _table(dict(zip(EPISODE_COLUMNS, cols)), {c: EPISODE_DTYPES.get(c, "float64") for c in EPISODE_COLUMNS})
-
-
-def _steps_table(rec: np.ndarray, times: np.ndarray, ep_ids: np.ndarray, lat, instrument: Instrument) -> pd.DataFrame:
-    best_bid = rec[:, K.R_BID].astype(np.int64)
-    best_ask = rec[:, K.R_ASK].astype(np.int64)
-    mid = 0.5 * (best_bid + best_ask)
-    pos, cash = rec[:, K.R_POS], rec[:, K.R_CASH]
-    with np.errstate(divide="ignore", invalid="ignore"):  # inverse: no book yet at a flat step
-        marked = np.where(pos != 0, instrument.value(pos, mid), 0.0)
-    return _table({
-        "ts": times, "episode": ep_ids, "best_bid": best_bid, "best_ask": best_ask, "mid": mid,
-        "position": pos, "cash": cash, "equity": cash + marked,
-        "bid_quote": rec[:, K.R_BIDQUOTE], "ask_quote": rec[:, K.R_ASKQUOTE], "decision_latency_ns": lat,
-    }, STEP_COLUMNS)
 
 
 def _fills_table(ex: K.Exchange) -> pd.DataFrame:

@@ -73,9 +73,9 @@ def study_html(result: "StudyResult", rows: list[dict], paired: list[dict], mcs:
         fig, ax = _figure(10, 3.6)
         for n in names:
             run = next((r for r in result.runs if r.dataset == ds and r.strategy == n and r.seed == st.seeds[0]), None)
-            if run is None or not len(run.result.output.steps):
+            if run is None or not run.result.output.n_steps:
                 continue
-            ax.plot(_trading_hours(run.result.output.steps["ts"].to_numpy(np.int64)), _equity(run.result), lw=0.8, label=n)
+            ax.plot(_trading_hours(run.result.output.step_column("ts")), _equity(run.result), lw=0.8, label=n)
         ax.axhline(0, color="black", lw=0.5)
         ax.set_xlabel("trading time on the test split, hours (episodes chained; pauses over 60 s left out)")
         ax.set_ylabel(f"equity ({cur})")

