@@ -28,7 +28,7 @@ A snapshot source (CME, China futures, LOBSTER, generic) is turned into BOOK eve
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import Any, Callable, Hashable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -152,6 +152,12 @@ class MarketData:
         replay reads (:mod:`cmm_bt.engine.stream`).  One chunk here; a market kept in the cache
         (:class:`cmm_bt.data.stored.StoredMarket`) reads one row group at a time."""
         yield self.events if columns is None else self.events[list(columns)]
+
+    def derived(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """``compute()``: something derived from the events (the engine's price ladder, an episode's first
+        two-sided time).  Computed anew each time here, since ``events`` may be changed in place; an
+        immutable market (:class:`cmm_bt.data.stored.StoredMarket`) keeps it under ``key``."""
+        return compute()
 
     def content_digest(self) -> str:
         """A hash of the events (what model stages key their caches on)."""

@@ -50,6 +50,13 @@ class StoredMarket(MarketData):
         self.parts, self.instrument, self.sessions, self.meta = list(parts), instrument, list(sessions), meta
         self.window = window
         self._events: pd.DataFrame | None = None
+        self._derived: dict = {}
+
+    def derived(self, key, compute):
+        """``compute()`` once per ``key``: the cached events never change (:meth:`MarketData.derived`)."""
+        if key not in self._derived:
+            self._derived[key] = compute()
+        return self._derived[key]
 
     def __repr__(self) -> str:
         rows = sum(r for p in self.parts for r, _, _ in p.groups)

@@ -50,7 +50,6 @@ def _prepare(market: MarketData, config: EngineConfig) -> _Prepared:
         raise DataError("no market events to replay", key="events")
     whole = MarketData(market.events, market.instrument, market.sessions)
     ladder, lo, hi = market_ladder(whole)
-    ladder.flags.writeable = False
     return _Prepared(EventStream(whole, ladder, config.feed_latency_ns).events, ladder, lo - PRICE_MARGIN, hi + PRICE_MARGIN)
 
 
@@ -111,7 +110,13 @@ class _LocalScan:
 
 
 def _first_times(market: MarketData, ladder: np.ndarray, feed_ns: int, episodes: list[tuple[int, int]]) -> np.ndarray:
-    """For each episode, the first local time its book is two-sided (-1: never), a chunk at a time."""
+    """For each episode, the first local time its book is two-sided (-1: never), a chunk at a time (kept by
+    a market whose events cannot change: the decision grid of a run is placed once, not per pass)."""
+    return market.derived(("first-two-sided", feed_ns, tuple(episodes)),
+                          lambda: _scan_first_times(market, ladder, feed_ns, episodes))
+
+
+def _scan_first_times(market: MarketData, ladder: np.ndarray, feed_ns: int, episodes: list[tuple[int, int]]) -> np.ndarray:
     if not episodes:
         return np.empty(0, np.int64)
     stream = EventStream(market, ladder, feed_ns)
@@ -120,6 +125,7 @@ def _first_times(market: MarketData, ladder: np.ndarray, feed_ns: int, episodes:
     for j, (s, e) in enumerate(episodes):
         stream.cover(e, s, scan)
         first[j] = scan.first_two_sided(s, e)
+    first.flags.writeable = False
     return first
 
 

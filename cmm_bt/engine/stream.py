@@ -59,7 +59,12 @@ def first_decrease(a):
 
 
 def market_ladder(market: MarketData) -> tuple[np.ndarray, int, int]:
-    """``(ladder, lo, hi)`` over the whole market: the distinct BOOK and TRADE prices of every chunk."""
+    """``(ladder, lo, hi)`` over the whole market: the distinct BOOK and TRADE prices of every chunk
+    (kept by a market whose events cannot change, :meth:`MarketData.derived`)."""
+    return market.derived("price-ladder", lambda: _ladder(market))
+
+
+def _ladder(market: MarketData) -> tuple[np.ndarray, int, int]:
     ladder = None
     for chunk in market.chunks(columns=("ev", "price")):
         kind, price = chunk["ev"].to_numpy(np.int8), chunk["price"].to_numpy(np.int64)
@@ -69,6 +74,7 @@ def market_ladder(market: MarketData) -> tuple[np.ndarray, int, int]:
         ladder = part if ladder is None else np.union1d(ladder, part)
     if ladder is None:
         raise DataError("no BOOK or TRADE events to replay", key="price")
+    ladder.flags.writeable = False  # shared by every replay of a market that keeps it
     return ladder, int(ladder[0]), int(ladder[-1])
 
 

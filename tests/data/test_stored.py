@@ -57,3 +57,29 @@ def test_reading_a_group_keeps_the_event_dtypes(frame, tmp_path, monkeypatch):
     m = _stored(frame, tmp_path, monkeypatch, parts=1)
     group = stored.read_group(m.parts[0].path, 3)
     pd.testing.assert_frame_equal(group, frame.iloc[3000:4000].reset_index(drop=True))
+
+
+def test_a_stored_market_keeps_what_is_derived_from_its_events(frame, tmp_path, monkeypatch):
+    """The price ladder and the episodes' first two-sided times are computed once per stored market (a run's
+    stage context and its replay each need them); an in-memory market, whose events may change, recomputes."""
+    from cmm_bt.data.schema import MarketData
+    from cmm_bt.engine.config import EngineConfig
+    from cmm_bt.engine.loop import decision_grid
+
+    m = _stored(frame, tmp_path, monkeypatch)
+    calls = []
+    assert m.derived("k", lambda: calls.append(1) or 7) == 7 and m.derived("k", lambda: calls.append(1) or 8) == 7
+    assert calls == [1]
+    reads = []
+    real = StoredMarket.chunks
+    monkeypatch.setattr(StoredMarket, "chunks", lambda self, columns=None: reads.append(1) or real(self, columns))
+    config = EngineConfig(decision_interval_ms=1, episode_mode="fixed", episode_length_s=0.002)
+    first = decision_grid(m, config)
+    n = len(reads)
+    assert n > 0
+    again = decision_grid(m, config)
+    assert len(reads) == n  # no pass over the data the second time
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    plain = MarketData(frame, m.instrument)
+    assert plain.derived("k", lambda: 1) == 1 and plain.derived("k", lambda: 2) == 2
