@@ -259,6 +259,40 @@ def build_ladder(kind: np.ndarray, price: np.ndarray, bitmap_max: int = BITMAP_M
     return ladder, lv, int(lo), int(hi)
 
 
+@njit(cache=True)
+def rank_bitmap(ladder):
+    """``(bits, before)``: a bit per tick of the ladder's span set at its prices, and the set bits in the
+    words before each (what :func:`ladder_ranks` reads)."""
+    lo = ladder[0]
+    nw = ((ladder[-1] - lo) >> 6) + 1
+    bits = np.zeros(nw, dtype=np.uint64)
+    for p in ladder:
+        d = p - lo
+        bits[d >> 6] |= np.uint64(1) << np.uint64(d & 63)
+    before = np.empty(nw, dtype=np.int64)
+    n = 0
+    for w in range(nw):
+        before[w] = n
+        n += _popcount(bits[w])
+    return bits, before
+
+
+@njit(cache=True)
+def ladder_ranks(price, lo, bits, before):
+    """Each price's ladder index (its rank among the set bits of :func:`rank_bitmap`), 0 off the ladder."""
+    out = np.zeros(price.shape[0], dtype=np.int64)
+    top = bits.shape[0] << 6
+    for i in range(price.shape[0]):
+        d = price[i] - lo
+        if d < 0 or d >= top:
+            continue
+        w = d >> 6
+        bit = np.uint64(1) << np.uint64(d & 63)
+        if bits[w] & bit:
+            out[i] = before[w] + _popcount(bits[w] & (bit - np.uint64(1)))
+    return out
+
+
 @njit(cache=True, inline="always")
 def ladder_index(ladder, price):
     """Ladder index of ``price`` in ticks, or -1 when no event ever had that price."""
@@ -285,6 +319,8 @@ __all__ = [
     "first_two_sided",
     "two_sided_from",
     "ladder_index",
+    "ladder_ranks",
+    "rank_bitmap",
     "new_bests",
     "span_lo",
 ]

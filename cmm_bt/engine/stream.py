@@ -28,7 +28,7 @@ import pandas as pd
 from numba import njit
 
 from cmm_bt.data.schema import CLEAR, MarketData
-from cmm_bt.engine.book import build_ladder
+from cmm_bt.engine.book import build_ladder, ladder_ranks, rank_bitmap
 from cmm_bt.errors import DataError
 
 #: The buffer's arrays, in the kernel's order: ``ts, lts, kind, side, lv, qty, perm``.
@@ -78,26 +78,25 @@ def _ladder(market: MarketData) -> tuple[np.ndarray, int, int]:
     return ladder, int(ladder[0]), int(ladder[-1])
 
 
-#: Widest price span (ticks) indexed through a lookup table; wider ones are searched.
-LOOKUP_MAX_TICKS = 1 << 22
+#: Widest price span (ticks) whose ladder indices come from a bitmap of the span (one bit a tick, 16 MB
+#: at most with its word ranks); wider ones are searched.
+RANK_MAX_TICKS = 1 << 26
 
 
 def ladder_lookup(ladder: np.ndarray):
     """A function from prices (ticks) to ladder indices (0 for prices off the ladder, as CLEAR rows'):
-    a table over the ladder's span when it is narrow, else a binary search."""
+    the ladder's rank in a bitmap over its span (a popcount per price, :func:`~cmm_bt.engine.book.ladder_ranks`)
+    when the span is at most :data:`RANK_MAX_TICKS`, else a binary search."""
     lo, n = int(ladder[0]), ladder.shape[0]
     span = int(ladder[-1]) - lo + 1
-    if span <= LOOKUP_MAX_TICKS:
-        table = np.zeros(span, dtype=np.int64)
-        table[ladder - lo] = np.arange(n)
-
-        def lookup(price: np.ndarray) -> np.ndarray:
-            return table[np.clip(price - lo, 0, span - 1)]
-        return lookup
+    if span <= RANK_MAX_TICKS:
+        bits, before = rank_bitmap(ladder)
+        return lambda price: ladder_ranks(price, lo, bits, before)
 
     def search(price: np.ndarray) -> np.ndarray:
         lv = np.searchsorted(ladder, price).astype(np.int64)
         lv[lv >= n] = 0
+        lv[ladder[lv] != price] = 0
         return lv
     return search
 

@@ -95,3 +95,20 @@ def test_time_going_backwards_across_chunks_names_the_row():
     bad = Chunked(ev.iloc[500:].reset_index(drop=True), whole.instrument, [])
     with pytest.raises(DataError, match="exch_ts goes backwards at row 1000"):
         run_backtest(bad, Skew(Skew.Config()), EngineConfig())
+
+
+@pytest.mark.parametrize("rank_max", [1 << 26, 1], ids=["bitmap-ranks", "binary-search"])
+def test_ladder_lookup_gives_each_price_its_ladder_index(rank_max, monkeypatch):
+    """Prices on the ladder get their index by either lookup (a sparse span of millions of ticks included);
+    prices off it (CLEAR rows') get 0."""
+    from cmm_bt.engine import stream
+
+    monkeypatch.setattr(stream, "RANK_MAX_TICKS", rank_max)
+    rng = np.random.default_rng(3)
+    for span in (50, 1_000, 6_200_000):
+        ladder = np.unique(rng.integers(10**6, 10**6 + span, 2_000))
+        on = rng.choice(ladder, 5_000)
+        off = np.setdiff1d(rng.integers(0, 10**6 + span + 100, 5_000), ladder)
+        lookup = stream.ladder_lookup(ladder)
+        np.testing.assert_array_equal(lookup(on), np.searchsorted(ladder, on))
+        assert not lookup(off).any()
