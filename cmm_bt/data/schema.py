@@ -148,10 +148,11 @@ class MarketData:
     meta: dict = field(default_factory=dict)
 
     def chunks(self, columns: Sequence[str] | None = None) -> Iterator[pd.DataFrame]:
-        """The events (or only ``columns``) in exchange-time order, a chunk at a time: what a streamed
-        replay reads (:mod:`cmm_bt.engine.stream`).  One chunk here; a market kept in the cache
-        (:class:`cmm_bt.data.stored.StoredMarket`) reads one row group at a time."""
-        yield self.events if columns is None else self.events[list(columns)]
+        """The events in exchange-time order, a chunk at a time: what a streamed replay reads
+        (:mod:`cmm_bt.engine.stream`).  ``columns`` names the columns the reader needs (a market kept in
+        the cache, :class:`cmm_bt.data.stored.StoredMarket`, reads only those, one row group at a
+        time); here the one chunk is the whole table as it is (selecting columns would copy them)."""
+        yield self.events
 
     def derived(self, key: Hashable, compute: Callable[[], Any]) -> Any:
         """``compute()``: something derived from the events (the engine's price ladder, an episode's first

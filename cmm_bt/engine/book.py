@@ -205,23 +205,20 @@ def _price_span(kind, price):
 
 @njit(cache=True)
 def _bitmap_ladder(kind, price, lo, hi):
-    """Ladder and per-event ladder index from a bitmap over ``[lo, hi]`` (ranks by popcount)."""
+    """The distinct prices of the non-CLEAR events from a bitmap over ``[lo, hi]``, ascending."""
     nw = ((hi - lo) >> 6) + 1
     bits = np.zeros(nw, dtype=np.uint64)
-    ne = kind.shape[0]
-    for e in range(ne):
+    for e in range(kind.shape[0]):
         if kind[e] != CLEAR:
             d = price[e] - lo
             bits[d >> 6] |= np.uint64(1) << np.uint64(d & 63)
-    before = np.empty(nw, dtype=np.int64)  # set bits in the words before
     n = 0
     for w in range(nw):
-        before[w] = n
         n += _popcount(bits[w])
     ladder = np.empty(n, dtype=np.int64)
+    r = 0
     for w in range(nw):
         x = bits[w]
-        r = before[w]
         b = 0
         while x != np.uint64(0):
             if x & np.uint64(1):
@@ -229,34 +226,29 @@ def _bitmap_ladder(kind, price, lo, hi):
                 r += 1
             x >>= np.uint64(1)
             b += 1
-    lv = np.zeros(ne, dtype=np.int64)
-    for e in range(ne):
-        if kind[e] != CLEAR:
-            d = price[e] - lo
-            w = d >> 6
-            mask = (np.uint64(1) << np.uint64(d & 63)) - np.uint64(1)
-            lv[e] = before[w] + _popcount(bits[w] & mask)
-    return ladder, lv
+    return ladder
+
+
+#: A price span whose bitmap has at most this many 64-bit words (8 MB) is always read through one.
+BITMAP_MIN_WORDS = 1 << 20
 
 
 def build_ladder(kind: np.ndarray, price: np.ndarray, bitmap_max: int = BITMAP_MAX_TICKS):
-    """``(ladder, lv, lo, hi)``: the distinct prices of the BOOK and TRADE events (ascending), each event's
-    index on it (0 for CLEAR) and the lowest / highest price.  Raises ``DataError`` without such events."""
+    """``(ladder, lo, hi)``: the distinct prices of the BOOK and TRADE events (ascending) and the lowest /
+    highest.  A bitmap of the span when it has no more words than events (or at most
+    :data:`BITMAP_MIN_WORDS`), else a sort.  Raises ``DataError`` without such events.  Each event's
+    index on the ladder: :func:`cmm_bt.engine.stream.ladder_lookup`."""
     from cmm_bt.errors import DataError
 
     lo, hi = _price_span(kind, price)
     if hi < lo:
         raise DataError("no BOOK or TRADE events to replay", key="price")
-    if hi - lo < bitmap_max and (hi - lo) >> 6 <= kind.size:
-        # dense (a word of bitmap per event or fewer): linear; a sparse span (few events, far-apart
-        # prices) costs more to zero and scan than to sort
-        ladder, lv = _bitmap_ladder(kind, price, lo, hi)
+    words = ((hi - lo) >> 6) + 1
+    if hi - lo < bitmap_max and words <= max(kind.size, BITMAP_MIN_WORDS):
+        ladder = _bitmap_ladder(kind, price, lo, hi)  # linear in the events and the span's words
     else:
-        live = kind != CLEAR
-        ladder, inv = np.unique(price[live], return_inverse=True)
-        lv = np.zeros(kind.size, dtype=np.int64)
-        lv[live] = inv
-    return ladder, lv, int(lo), int(hi)
+        ladder = np.unique(price[kind != CLEAR])
+    return ladder, int(lo), int(hi)
 
 
 @njit(cache=True)

@@ -11,6 +11,7 @@ from cmm_bt.components import Quotes
 from cmm_bt.data.schema import BOOK, CLEAR, TRADE
 from cmm_bt.engine.book import apply_market_event, build_ladder, new_bests
 from cmm_bt.engine.loop import run_backtest
+from cmm_bt.engine.stream import ladder_lookup
 
 
 @pytest.mark.parametrize("far", [[], [0, 5, 6_200_000, 20_000_000, 600_500]], ids=["dense", "sparse"])
@@ -23,9 +24,9 @@ def test_bitmap_ladder_equals_sorted_unique(far):
     b = build_ladder(kind, price, bitmap_max=0)
     live = kind != CLEAR
     assert np.array_equal(a[0], np.unique(price[live])) and np.array_equal(a[0], b[0])
-    assert np.array_equal(a[1], b[1]) and (a[1][~live] == 0).all()
-    assert np.array_equal(a[0][a[1][live]], price[live])
-    assert a[2:] == b[2:] == (int(price[live].min()), int(price[live].max()))
+    lv = ladder_lookup(a[0])(price)
+    assert np.array_equal(a[0][lv[live]], price[live])
+    assert a[1:] == b[1:] == (int(price[live].min()), int(price[live].max()))
 
 
 @njit
@@ -43,7 +44,8 @@ def test_clear_with_far_levels_drops_the_whole_side():
     kind = np.array([BOOK, BOOK, BOOK, BOOK, CLEAR, BOOK, BOOK], dtype=np.int8)
     side = np.array([BID, BID, ASK, ASK, BID, BID, BID], dtype=np.int8)
     qty = np.array([1.0, 2.0, 1.0, 3.0, 0.0, 4.0, 0.0])
-    ladder, lv, _, _ = build_ladder(kind, price)
+    ladder = build_ladder(kind, price)[0]
+    lv = ladder_lookup(ladder)(price)
     n = ladder.size
     b, bests = _replay(kind, side, lv, qty, n)
     assert ladder[bests[0]] == 98 and ladder[bests[1]] == 103
