@@ -302,6 +302,7 @@ def test_leftovers_of_a_killed_run_are_removed_by_the_next_run(cli, tmp_path, ca
     runs = tmp_path / "runs"
     (runs / f".old-run.tmp-{proc.pid}").mkdir(parents=True)
     (runs / f".old-run.tmp-{proc.pid}" / "steps.parquet").write_bytes(b"half")
+    (runs / f".old-run.steps.tmp-{proc.pid}").write_bytes(b"steps written during a replay that was killed")
     s = strategy(tmp_path, dataset(tmp_path), reporters=[])
     assert run(cli, tmp_path, s, "--out", runs / "new").code == 0
     assert sorted(p.name for p in runs.iterdir()) == ["new"]
