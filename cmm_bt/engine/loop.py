@@ -81,13 +81,17 @@ def _episodes(market: MarketData, config: EngineConfig, start_ns: int | None, en
 
 
 def _grid(prep: _Prepared, episodes: list[tuple[int, int]], dt: int):
-    """:func:`_grid_times` of a market prepared whole (:func:`_prepare`)."""
-    if not episodes:
-        return _grid_times(episodes, np.empty(0, np.int64), dt)
-    starts = np.array([s for s, _ in episodes], dtype=np.int64)
-    ends = np.array([e for _, e in episodes], dtype=np.int64)
-    ts, lts, kind, side, lv, qty, perm = prep.events
-    return _grid_times(episodes, first_two_sided(lts, kind, side, lv, qty, perm, prep.ladder.shape[0], starts, ends), dt)
+    """:func:`_grid_times` of a market prepared whole (:func:`_prepare`), with the steps' episode ids:
+    ``(times, episode_ids, kept)``."""
+    if episodes:
+        starts = np.array([s for s, _ in episodes], dtype=np.int64)
+        ends = np.array([e for _, e in episodes], dtype=np.int64)
+        ts, lts, kind, side, lv, qty, perm = prep.events
+        first = first_two_sided(lts, kind, side, lv, qty, perm, prep.ladder.shape[0], starts, ends)
+    else:
+        first = np.empty(0, np.int64)
+    times, kept = _grid_times(episodes, first, dt)
+    return times, _episode_ids(kept, times.size), kept
 
 
 class _LocalScan:
@@ -130,17 +134,17 @@ def _scan_first_times(market: MarketData, ladder: np.ndarray, feed_ns: int, epis
 
 
 def _grid_times(episodes: list[tuple[int, int]], first: np.ndarray, dt: int):
-    """Decision times, their episode ids and the (start, end, first step, end step) of kept episodes,
-    given each episode's first two-sided local time."""
+    """Decision times and the (start, end, first step, end step) of kept episodes, given each episode's
+    first two-sided local time."""
     if not episodes:
-        return np.empty(0, np.int64), np.empty(0, np.int32), []
+        return np.empty(0, np.int64), []
     t0s = [s + -(-(int(f) - s) // dt) * dt for (s, _), f in zip(episodes, first)]
     total = sum(max(0, -(-(e - t0) // dt)) for (_, e), t0, f in zip(episodes, t0s, first) if f >= 0)
     if total > MAX_DECISIONS:
         raise ConfigError(f"{dt / 1e6:g} ms gives {total:,} decision steps over this data (at most "
                           f"{MAX_DECISIONS:,} in one replay): use a longer interval or a shorter split",
                           key="engine.decision_interval_ms")
-    times, ids = np.empty(total, np.int64), np.empty(total, np.int32)  # filled in place: no list to concatenate
+    times = np.empty(total, np.int64)  # filled in place: no list to concatenate
     kept: list[tuple[int, int, int, int]] = []
     k = 0
     for (s, e), f, t0 in zip(episodes, first, t0s):
@@ -148,10 +152,17 @@ def _grid_times(episodes: list[tuple[int, int]], first: np.ndarray, dt: int):
         if f < 0 or n == 0:
             continue
         times[k : k + n] = np.arange(t0, t0 + n * dt, dt, dtype=np.int64)
-        ids[k : k + n] = len(kept)
         kept.append((s, e, k, k + n))
         k += n
-    return times, ids, kept
+    return times, kept
+
+
+def _episode_ids(kept: list[tuple[int, int, int, int]], steps: int) -> np.ndarray:
+    """Each decision step's episode id (its kept episode's position), ``int32 [steps]``."""
+    ids = np.empty(steps, np.int32)
+    for j, (_, _, k0, k1) in enumerate(kept):
+        ids[k0:k1] = j
+    return ids
 
 
 def decision_grid(
@@ -160,8 +171,8 @@ def decision_grid(
     """Local decision times (ns, ascending) and episode ids of a replay, exactly as :func:`run_backtest`
     uses them: every ``decision_interval_ms`` of each episode, from the first grid time at which the
     local book is two-sided.  Model plugins compute their signals on this grid."""
-    times, ids, _ = _streamed_grid(market, config, market_ladder(market)[0], start_ns, end_ns)
-    return times, ids
+    times, kept = _streamed_grid(market, config, market_ladder(market)[0], start_ns, end_ns)
+    return times, _episode_ids(kept, times.size)
 
 
 def _streamed_grid(market: MarketData, config: EngineConfig, ladder: np.ndarray, start_ns: int | None,
@@ -263,7 +274,7 @@ def run_backtest(
     """
     wall0 = time.perf_counter()
     ladder, lo, hi = market_ladder(market)
-    times, _, kept = _streamed_grid(market, config, ladder, start_ns, end_ns)
+    times, kept = _streamed_grid(market, config, ladder, start_ns, end_ns)
     nsteps = int(times.size)
     sig_cols: list[str] = []
     sig_vals = None

@@ -124,7 +124,7 @@ class BacktestOutput:
 
     def step_column(self, name: str) -> np.ndarray:
         """One column of the steps, whole (read from the file when the steps are there)."""
-        if isinstance(self._steps, StepsFile):
-            parts = [c[name].to_numpy() for c in self._steps.chunks([name])]
-            return np.concatenate(parts) if parts else np.zeros(0, STEP_COLUMNS[name])
-        return self._steps[name].to_numpy() if len(self._steps) else np.zeros(0, STEP_COLUMNS[name])
+        parts = [c[name].to_numpy() for c in self.step_chunks([name])]
+        if not parts:
+            return np.zeros(0, STEP_COLUMNS[name])
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)

@@ -189,7 +189,7 @@ def quotes_figure(result: "RunResult", cfg: Any) -> Any:
     """Our quotes and fills over the market's best bid / ask (the local view), one episode window."""
     out = result.output
     fills = out.fills
-    ep = cfg.episode if cfg.episode is not None else int(out.step_column("episode")[0])
+    ep = cfg.episode if cfg.episode is not None else int(next(out.step_chunks(["episode"]))["episode"].iloc[0])
     # the episode's steps from the chunk that holds it (chunks hold whole episodes)
     s = next((c[c["episode"] == ep] for c in out.step_chunks() if (c["episode"] == ep).any()), pd.DataFrame(columns=["ts"]))
     fig, ax = new_figure(cfg.width_in, cfg.height_in, cfg.dpi)
