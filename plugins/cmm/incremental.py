@@ -36,9 +36,18 @@ from cmm_bt_plugins.cmm.hajek_kernel import hajek_mix
 if TYPE_CHECKING:
     from cmm_bt_plugins.cmm.ofdd import StudentSet
 
-# wi (int64) layout: dimensions, then the ring position, then tables
+# wi (int64) layout: dimensions, the ring position, the sections' offsets in wf and sf, then tables
 I_K, I_F, I_W, I_C, I_H, I_D, I_M, I_P, I_CD, I_T, I_KMAX, I_HEAD = range(12)
-I_OUT_TASK = 16  # [K, M] task of each head output (-1: none), then experts [T, KMAX], n_experts [T]
+#: float32 weight sections of ``wf``, in order; each starts on a 64-byte line (:data:`ALIGN`)
+WF_SECTIONS = ("mean", "std", "Cw", "cb", "W1", "b1", "W2", "b2", "Wz", "bz", "Mc", "cbias")
+#: float32 state sections of ``sf``: the rings, then the scratch vectors
+SF_SECTIONS = ("ring", "xs", "hid", "z", "out")
+I_WF = 12  # offsets of WF_SECTIONS in wf, then of SF_SECTIONS in sf
+I_OUT_TASK = I_WF + len(WF_SECTIONS) + len(SF_SECTIONS)  # [K, M] task of each head output (-1: none), then experts [T, KMAX], n_experts [T]
+I_SF = I_WF + len(WF_SECTIONS)
+#: float32 elements per 64-byte cache line: a vector load that crosses a line costs two (the first
+#: layer streams 512 KB of weights per decision; unaligned sections made it ~1.4x slower)
+ALIGN = 16
 # wd (float64) layout
 D_TEMP = 0
 D_OUT = 1  # ŷ [T], then bandwidth [T] (NaN = per-sample median), scale [T], offset [T], preds [K, T], emb [K, CD], d2 [K, K], pairs, off
@@ -133,37 +142,44 @@ def _advance(x, r0, n, wf, wd, wi, sf):  # pragma: no cover - compiled
     # float32 weights, one section per matrix kind with every student's, each matrix [inputs, outputs]
     # (a row per input, so each input's contribution is one vectorised multiply-add over the outputs):
     # x_mean [F], x_std [F], Cw [K, F, c], cb [K, c], W1 [K, W*c, H], b1 [K, H], W2 [K, H, D], b2 [K, D],
-    # Wz [K, D, M], bz [K, M], Mc [K, P, CD], cbias [K, CD]
-    o = 2 * F
-    mean = wf[:F]
-    std = wf[F:o]
+    # Wz [K, D, M], bz [K, M], Mc [K, P, CD], cbias [K, CD]; at the offsets wi[I_WF:] (WF_SECTIONS)
+    o = wi[I_WF]
+    mean = wf[o : o + F]
+    o = wi[I_WF + 1]
+    std = wf[o : o + F]
+    o = wi[I_WF + 2]
     Cw = wf[o : o + K * F * c].reshape((K, F, c))
-    o += K * F * c
+    o = wi[I_WF + 3]
     cb = wf[o : o + K * c].reshape((K, c))
-    o += K * c
+    o = wi[I_WF + 4]
     W1 = wf[o : o + K * Wc * H].reshape((K, Wc, H))
-    o += K * Wc * H
+    o = wi[I_WF + 5]
     b1 = wf[o : o + K * H].reshape((K, H))
-    o += K * H
+    o = wi[I_WF + 6]
     W2 = wf[o : o + K * H * D].reshape((K, H, D))
-    o += K * H * D
+    o = wi[I_WF + 7]
     b2 = wf[o : o + K * D].reshape((K, D))
-    o += K * D
+    o = wi[I_WF + 8]
     Wz = wf[o : o + K * D * M].reshape((K, D, M))
-    o += K * D * M
+    o = wi[I_WF + 9]
     bz = wf[o : o + K * M].reshape((K, M))
-    o += K * M
+    o = wi[I_WF + 10]
     Mc = wf[o : o + K * P * CD].reshape((K, P, CD))
-    o += K * P * CD
+    o = wi[I_WF + 11]
     cbias = wf[o : o + K * CD].reshape((K, CD))
-    # float32 state: ring [K, 2W, c] (each step vector at slots p and p + W, so the window, oldest
-    # first, is the contiguous run of slots head .. head + W - 1), xs [F], hid [H], z [D], out [M]
-    ring = sf[: K * 2 * Wc].reshape((K, 2 * W, c))
-    o = K * 2 * Wc
+    # float32 state (SF_SECTIONS at wi[I_SF:]): ring [K, 2W, c] (each step vector at slots p and
+    # p + W, so the window, oldest first, is the contiguous run of slots head .. head + W - 1),
+    # xs [F], hid [H], z [D], out [M]
+    o = wi[I_SF]
+    ring = sf[o : o + K * 2 * Wc].reshape((K, 2 * W, c))
+    o = wi[I_SF + 1]
     xs = sf[o : o + F]
-    hid = sf[o + F : o + F + H]
-    z = sf[o + F + H : o + F + H + D]
-    out = sf[o + F + H + D : o + F + H + D + M]
+    o = wi[I_SF + 2]
+    hid = sf[o : o + H]
+    o = wi[I_SF + 3]
+    z = sf[o : o + D]
+    o = wi[I_SF + 4]
+    out = sf[o : o + M]
     head = wi[I_HEAD]
     for r in range(r0, r0 + n):
         xr = x[r]
@@ -234,6 +250,20 @@ def _advance(x, r0, n, wf, wd, wi, sf):  # pragma: no cover - compiled
     hajek_mix(emb, preds, experts, n_experts, bandwidth, wd[D_TEMP], d2, pairs, off, y)
 
 
+def _pack(parts: list[np.ndarray]) -> tuple[np.ndarray, list[int]]:
+    """The float32 ``parts`` in one zero-padded buffer whose every part starts on a 64-byte line, and their offsets."""
+    off, n = [], 0
+    for a in parts:
+        off.append(n)
+        n += -(-a.size // ALIGN) * ALIGN
+    buf = np.zeros(n + ALIGN, np.float32)
+    start = (-(buf.ctypes.data // buf.itemsize)) % ALIGN  # numpy aligns to 16 bytes only
+    out = buf[start : start + n]
+    for o, a in zip(off, parts):
+        out[o : o + a.size] = a
+    return out, off
+
+
 def _f32(t: Any) -> np.ndarray:
     return np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32)
 
@@ -273,7 +303,7 @@ class IncrementalCMM:
         P = max(int(s.common_map.shape[0]) for s in sts)
         M = n_out + P
         self.K, self.T, self.W, self.F = K, T, W, F
-        mats: dict[str, list[np.ndarray]] = {k: [] for k in ("Cw", "cb", "W1", "b1", "W2", "b2", "Wz", "bz", "Mc", "cbias")}
+        mats: dict[str, list[np.ndarray]] = {k: [] for k in WF_SECTIONS[2:]}
         out_task = np.full((K, M), -1, dtype=np.int64)
         for k, s in enumerate(sts):
             b, net, m, no = s.net.backbone, s.net, int(s.common_map.shape[0]), len(s.spec.tasks)
@@ -288,22 +318,21 @@ class IncrementalCMM:
                                        _f32(b.mlp[4].weight).T, _f32(b.mlp[4].bias), Wz, bz, Mc, np.asarray(s.common_bias, np.float32))):
                 mats[key].append(np.ascontiguousarray(arr, dtype=np.float32).ravel())
             out_task[k, :no] = s.spec.tasks
-        self.wf = np.ascontiguousarray(np.concatenate([np.asarray(students.x_mean, np.float32).ravel(),
-                                                       np.asarray(students.x_std, np.float32).ravel(),
-                                                       *(a for v in mats.values() for a in v)]))
+        self.wf, wf_off = _pack([np.asarray(students.x_mean, np.float32).ravel(), np.asarray(students.x_std, np.float32).ravel(),
+                                 *(np.concatenate(v) for v in mats.values())])
+        self.sf, sf_off = _pack([np.zeros(n, np.float32) for n in (K * 2 * W * c, F, H, D, M)])
         experts = [students.experts_for(t) for t in range(T)]
         kmax = max(1, max(len(e) for e in experts))
         ex = np.zeros((T, kmax), dtype=np.int64)
         for t, e in enumerate(experts):
             ex[t, : len(e)] = e
-        head = np.array([K, F, W, c, H, D, M, P, CD, T, kmax, 0, 0, 0, 0, 0], dtype=np.int64)
+        head = np.array([K, F, W, c, H, D, M, P, CD, T, kmax, 0, *wf_off, *sf_off], dtype=np.int64)
         self.wi = np.concatenate([head, out_task.ravel(), ex.ravel(), np.asarray([len(e) for e in experts], np.int64)])
         n_pairs = max(kmax * (kmax - 1) // 2, 1)
         self.wd = np.zeros(D_OUT + 4 * T + K * T + K * CD + K * K + n_pairs + kmax)
         self.wd[D_TEMP] = float(moe.config.temperature)
         self.wd[D_OUT + 2 * T : D_OUT + 3 * T] = np.asarray(students.y_std, dtype=np.float64)
         self.wd[D_OUT + 3 * T : D_OUT + 4 * T] = np.asarray(students.y_mean, dtype=np.float64)
-        self.sf = np.zeros(K * 2 * W * c + F + H + D + M, dtype=np.float32)
         self.moe = moe
         self.refresh()
         self.y = self.wd[D_OUT : D_OUT + T]
