@@ -93,7 +93,7 @@ class DataSource(Component):
 
 
 # ---------------------------------------------------------------------------------- execution
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Quotes:
     """What a policy wants resting on the book after a decision step.
 
@@ -106,6 +106,14 @@ class Quotes:
     bid_qty: float = 0.0
     ask_price: int | None = None
     ask_qty: float = 0.0
+
+    def __init__(self, bid_price: int | None = None, bid_qty: float = 0.0, ask_price: int | None = None,
+                 ask_qty: float = 0.0):
+        # the generated __init__ of a frozen dataclass sets each field through object.__setattr__
+        # (~0.5 µs for four, once per decision step of every Python policy); writing the instance
+        # dict directly is the same state in ~0.2 µs
+        d = self.__dict__
+        d["bid_price"], d["bid_qty"], d["ask_price"], d["ask_qty"] = bid_price, bid_qty, ask_price, ask_qty
 
 
 @dataclass(slots=True)

@@ -204,9 +204,10 @@ def _python_steps(ex: K.Exchange, policy: ExecutionPolicy, hooks, k0: int, times
     each policy call's wall time is appended to ``lat``.  Returns the number of fills delivered to ``on_fill``."""
     on_quote, on_fill = hooks
     sig_cols, sig_vals = sig
-    # per step: one kernel call with the state as one descriptor array (K.step_packed), a fresh
-    # DecisionState (slots), the policy; the signal rows are turned into Python floats per episode
-    step, quote, perf, NO, OK, State = K.step_packed, policy.quote, time.perf_counter_ns, K.NO_PRICE, K.OK, DecisionState
+    # per step: one kernel call with the state as one descriptor array (K.step_packed, called through its
+    # compiled entry point), a fresh DecisionState (slots), the policy; the signal rows are turned into
+    # Python floats per episode
+    step, quote, perf, NO, OK, State = K.step_packed_entry(), policy.quote, time.perf_counter_ns, K.NO_PRICE, K.OK, DecisionState
     timed = lat.append
     desc = ex.desc
     st, resp = ex.st, int(ex.st[K.I_RESP])
@@ -214,29 +215,29 @@ def _python_steps(ex: K.Exchange, policy: ExecutionPolicy, hooks, k0: int, times
     rows = sig_vals[k0 : k0 + len(t_l)].tolist() if sig_vals is not None else None
     kq, tq, bp, bq, ap, aq = -1, 0, NO, 0.0, NO, 0.0
     for i, t in enumerate(t_l):
-        r = step(desc, i, t, kq, tq, bp, bq, ap, aq)
-        if r[0] != OK:
-            ex.check(r[0])
-            r = ex.step(i, t)
+        code, bb, ba, bbq, baq, pos = step(desc, i, t, kq, tq, bp, bq, ap, aq)
+        if code != OK:
+            ex.check(code)
+            code, bb, ba, bbq, baq, pos = ex.step(i, t)
             desc = ex.desc
         if on_fill is not None:
             known = int(st[K.S_KNOWN])
             while delivered < known:
                 on_fill(_fill_dict(ex.f_i, ex.f_f, delivered, resp))
                 delivered += 1
-        state = State(t, k0 + i, r[1], r[2], r[3], r[4], r[5], (t - s) / span,
+        state = State(t, k0 + i, bb, ba, bbq, baq, pos, (t - s) / span,
                       dict(zip(sig_cols, rows[i])) if rows is not None else {})
         c0 = perf()
         q = quote(state)
         if on_quote is not None:
             on_quote(state, q)
         timed(perf() - c0)
-        kq, tq = i, t
-        bp = NO if q.bid_price is None else int(q.bid_price)
-        ap = NO if q.ask_price is None else int(q.ask_price)
-        bq, aq = float(q.bid_qty), float(q.ask_qty)
+        kq, tq = i, t  # the entry point converts like int() / float(): a price 100.7 is tick 100
+        bp = NO if (bp := q.bid_price) is None else bp
+        ap = NO if (ap := q.ask_price) is None else ap
+        bq, aq = q.bid_qty, q.ask_qty
     if kq >= 0:
-        ex.quote(kq, tq, bp, bq, ap, aq)
+        ex.quote(kq, tq, int(bp), float(bq), int(ap), float(aq))
     return delivered
 
 

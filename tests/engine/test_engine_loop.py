@@ -145,3 +145,29 @@ def test_touch_policy_accounting_is_consistent(syn, model):
     assert out.episodes.fees.sum() == pytest.approx(f.fee.sum())
     assert f.order_id.is_monotonic_increasing or f.order_id.nunique() <= out.counters["orders_submitted"]
     assert out.counters["orders_filled"] <= out.counters["orders_submitted"]
+
+
+def test_numpy_and_float_quotes_are_converted_like_int_and_float():
+    """The Python loop hands the policy's values to the kernel's compiled entry point as they are: numpy
+    scalars work, a fractional price is truncated to its tick as ``int()`` does, a bad one is an error."""
+    m = synthetic_market(20_000, seed=3)
+    c = cfg(decision_interval_ms=200.0)
+
+    def plain(s):
+        return Quotes(s.best_bid, 1.0, s.best_ask, 2.0)
+
+    def numpy_typed(s):
+        return Quotes(np.int64(s.best_bid), np.float64(1.0), np.int32(s.best_ask), 2)
+
+    def fractional(s):
+        return Quotes(s.best_bid + 0.9, 1.0, s.best_ask + 0.2, 2.0)
+
+    ref = run_backtest(m, Script(plain), c)
+    assert ref.fills.shape[0] > 0
+    for policy in (numpy_typed, fractional):
+        out = run_backtest(m, Script(policy), c)
+        pd.testing.assert_frame_equal(out.fills, ref.fills)
+        pd.testing.assert_frame_equal(out.steps.drop(columns="decision_latency_ns"),
+                                      ref.steps.drop(columns="decision_latency_ns"))
+    with pytest.raises(ValueError, match="invalid literal for int"):
+        run_backtest(m, Script(lambda s: Quotes("x", 1.0, None, 0.0)), c)
