@@ -8,7 +8,8 @@ so :class:`IncrementalCMM` keeps, per student, a ring buffer of the compressed +
 1. standardises the new step row (float32, exactly as ``StudentSet.standardise``: NaN / inf -> 0),
 2. compresses it for every student and writes ``g_t`` over the ring's oldest slot,
 3. runs the first MLP layer on the ring read in time order (oldest first, as ``Flatten`` lays out
-   ``[W, c]``), the second layer, the head + projector (one affine map) and the common-space map,
+   ``[W, c]``), the second layer, the heads and the common-space embedding (the projector composed
+   with the common-space map once, in float64, when the weights are packed),
 4. mixes every task with the Hájek-MoE (per-sample median or fitted bandwidth, float64),
 
 all inside **one** ``numba.njit`` call whose arguments are the step array, its row and four packed
@@ -37,12 +38,12 @@ if TYPE_CHECKING:
     from cmm_bt_plugins.cmm.ofdd import StudentSet
 
 # wi (int64) layout: dimensions, the ring position, the sections' offsets in wf and sf, then tables
-I_K, I_F, I_W, I_C, I_H, I_D, I_M, I_P, I_CD, I_T, I_KMAX, I_HEAD = range(12)
+I_K, I_F, I_W, I_C, I_H, I_D, I_M, I_CD, I_T, I_KMAX, I_HEAD = range(11)
 #: float32 weight sections of ``wf``, in order; each starts on a 64-byte line (:data:`ALIGN`)
-WF_SECTIONS = ("mean", "std", "Cw", "cb", "W1", "b1", "W2", "b2", "Wz", "bz", "Mc", "cbias")
+WF_SECTIONS = ("mean", "std", "Cw", "cb", "W1", "b1", "W2", "b2", "Wz", "bz")
 #: float32 state sections of ``sf``: the rings, then the scratch vectors
 SF_SECTIONS = ("ring", "xs", "hid", "z", "out")
-I_WF = 12  # offsets of WF_SECTIONS in wf, then of SF_SECTIONS in sf
+I_WF = 11  # offsets of WF_SECTIONS in wf, then of SF_SECTIONS in sf
 I_OUT_TASK = I_WF + len(WF_SECTIONS) + len(SF_SECTIONS)  # [K, M] task of each head output (-1: none), then experts [T, KMAX], n_experts [T]
 I_SF = I_WF + len(WF_SECTIONS)
 #: float32 elements per 64-byte cache line: a vector load that crosses a line costs two (the first
@@ -50,7 +51,8 @@ I_SF = I_WF + len(WF_SECTIONS)
 ALIGN = 16
 # wd (float64) layout
 D_TEMP = 0
-D_OUT = 1  # ŷ [T], then bandwidth [T] (NaN = per-sample median), scale [T], offset [T], preds [K, T], emb [K, CD], d2 [K, K], pairs, off
+D_OUT = 1  # ŷ [T], then bandwidth [T] (NaN = per-sample median), scale [T], offset [T], preds [K, T], emb [K, CD], d2 [K, K], pairs, off,
+# then the embedding map E [K, D, CD] and its bias [K, CD]
 
 _SQRT1_2 = np.float32(0.7071067811865476)
 # erf(x) ~ x P(x²) / Q(x²) on [-4, 4] (Eigen's float approximation); |error| < 1e-6 there, and
@@ -137,12 +139,12 @@ def _advance(x, r0, n, wf, wd, wi, sf):  # pragma: no cover - compiled
     index LLVM cannot prove non-negative keeps numba's negative-index wrap-around and turns every
     vectorised load into a gather (7x slower here)."""
     K, F, W, c, H = wi[I_K], wi[I_F], wi[I_W], wi[I_C], wi[I_H]
-    D, M, P, CD, T, KMAX = wi[I_D], wi[I_M], wi[I_P], wi[I_CD], wi[I_T], wi[I_KMAX]
+    D, M, CD, T, KMAX = wi[I_D], wi[I_M], wi[I_CD], wi[I_T], wi[I_KMAX]
     Wc = W * c
     # float32 weights, one section per matrix kind with every student's, each matrix [inputs, outputs]
     # (a row per input, so each input's contribution is one vectorised multiply-add over the outputs):
     # x_mean [F], x_std [F], Cw [K, F, c], cb [K, c], W1 [K, W*c, H], b1 [K, H], W2 [K, H, D], b2 [K, D],
-    # Wz [K, D, M], bz [K, M], Mc [K, P, CD], cbias [K, CD]; at the offsets wi[I_WF:] (WF_SECTIONS)
+    # Wz [K, D, M], bz [K, M] (the heads); at the offsets wi[I_WF:] (WF_SECTIONS)
     o = wi[I_WF]
     mean = wf[o : o + F]
     o = wi[I_WF + 1]
@@ -163,10 +165,6 @@ def _advance(x, r0, n, wf, wd, wi, sf):  # pragma: no cover - compiled
     Wz = wf[o : o + K * D * M].reshape((K, D, M))
     o = wi[I_WF + 9]
     bz = wf[o : o + K * M].reshape((K, M))
-    o = wi[I_WF + 10]
-    Mc = wf[o : o + K * P * CD].reshape((K, P, CD))
-    o = wi[I_WF + 11]
-    cbias = wf[o : o + K * CD].reshape((K, CD))
     # float32 state (SF_SECTIONS at wi[I_SF:]): ring [K, 2W, c] (each step vector at slots p and
     # p + W, so the window, oldest first, is the contiguous run of slots head .. head + W - 1),
     # xs [F], hid [H], z [D], out [M]
@@ -203,7 +201,7 @@ def _advance(x, r0, n, wf, wd, wi, sf):  # pragma: no cover - compiled
         if head == W:
             head = 0
     wi[I_HEAD] = head
-    # per student: the MLP over the window, head + projector, common-space map
+    # per student: the MLP over the window, the heads, the common-space embedding (float64)
     o = D_OUT + 2 * T
     scale = wd[o : o + T]
     offset = wd[o + T : o + 2 * T]
@@ -212,9 +210,12 @@ def _advance(x, r0, n, wf, wd, wi, sf):  # pragma: no cover - compiled
     o += K * T
     emb = wd[o : o + K * CD].reshape((K, CD))
     o += K * CD
+    n_pairs = max(KMAX * (KMAX - 1) // 2, 1)
+    o_e = o + K * K + n_pairs + KMAX
+    E = wd[o_e : o_e + K * D * CD].reshape((K, D, CD))
+    eb = wd[o_e + K * D * CD : o_e + K * D * CD + K * CD].reshape((K, CD))
     out_task = wi[I_OUT_TASK : I_OUT_TASK + K * M].reshape((K, M))
     preds[:, :] = np.nan
-    n_out = M - P
     flat = ring.reshape((K, 2 * Wc))
     hc = head * c
     for s in range(K):
@@ -226,13 +227,13 @@ def _advance(x, r0, n, wf, wd, wi, sf):  # pragma: no cover - compiled
         _affine_in(z, Wz[s], bz[s], out)
         e = emb[s]
         for q in range(CD):
-            e[q] = cbias[s, q]
-        for i in range(P):
-            a = np.float64(out[n_out + i])
-            row = Mc[s, i]
+            e[q] = eb[s, q]
+        for i in range(D):
+            a = np.float64(z[i])
+            row = E[s, i]
             for q in range(CD):
                 e[q] += a * row[q]
-        for j in range(n_out):
+        for j in range(M):
             t = out_task[s, j]
             if t >= 0:
                 preds[s, t] = np.float64(out[j]) * scale[t] + offset[t]
@@ -242,7 +243,6 @@ def _advance(x, r0, n, wf, wd, wi, sf):  # pragma: no cover - compiled
     n_experts = wi[o_ex + T * KMAX : o_ex + T * KMAX + T]
     d2 = wd[o : o + K * K].reshape((K, K))
     o += K * K
-    n_pairs = max(KMAX * (KMAX - 1) // 2, 1)
     pairs = wd[o : o + n_pairs]
     off = wd[o + n_pairs : o + n_pairs + KMAX]
     y = wd[D_OUT : D_OUT + T]
@@ -299,23 +299,23 @@ class IncrementalCMM:
         H = int(bb0.mlp[2].out_features)
         W = int(bb0.mlp[2].in_features) // c
         D = int(bb0.mlp[4].out_features)
-        n_out = max(len(s.spec.tasks) for s in sts)
-        P = max(int(s.common_map.shape[0]) for s in sts)
-        M = n_out + P
+        M = max(len(s.spec.tasks) for s in sts)
         self.K, self.T, self.W, self.F = K, T, W, F
         mats: dict[str, list[np.ndarray]] = {k: [] for k in WF_SECTIONS[2:]}
         out_task = np.full((K, M), -1, dtype=np.int64)
+        E = np.zeros((K, D, CD))  # the projector composed with the common-space map, float64
+        eb = np.zeros((K, CD))
         for k, s in enumerate(sts):
             b, net, m, no = s.net.backbone, s.net, int(s.common_map.shape[0]), len(s.spec.tasks)
-            Wz = np.zeros((D, M), np.float32)  # head outputs, then the projector outputs the common map reads
+            Wz = np.zeros((D, M), np.float32)
             bz = np.zeros(M, np.float32)
             Wz[:, :no], bz[:no] = _f32(net.head.weight).T, _f32(net.head.bias)
-            Wz[:, n_out : n_out + m], bz[n_out : n_out + m] = _f32(net.projector.weight)[:m].T, _f32(net.projector.bias)[:m]
-            Mc = np.zeros((P, CD), np.float32)
-            Mc[:m] = np.asarray(s.common_map, dtype=np.float32)
+            cmap = np.asarray(s.common_map, np.float64)
+            E[k] = _f32(net.projector.weight)[:m].T.astype(np.float64) @ cmap
+            eb[k] = _f32(net.projector.bias)[:m].astype(np.float64) @ cmap + np.asarray(s.common_bias, np.float64)
             # [inputs, outputs]: the transpose of torch's Linear weights
             for key, arr in zip(mats, (_f32(b.compress.weight).T, _f32(b.compress.bias), _f32(b.mlp[2].weight).T, _f32(b.mlp[2].bias),
-                                       _f32(b.mlp[4].weight).T, _f32(b.mlp[4].bias), Wz, bz, Mc, np.asarray(s.common_bias, np.float32))):
+                                       _f32(b.mlp[4].weight).T, _f32(b.mlp[4].bias), Wz, bz)):
                 mats[key].append(np.ascontiguousarray(arr, dtype=np.float32).ravel())
             out_task[k, :no] = s.spec.tasks
         self.wf, wf_off = _pack([np.asarray(students.x_mean, np.float32).ravel(), np.asarray(students.x_std, np.float32).ravel(),
@@ -326,10 +326,10 @@ class IncrementalCMM:
         ex = np.zeros((T, kmax), dtype=np.int64)
         for t, e in enumerate(experts):
             ex[t, : len(e)] = e
-        head = np.array([K, F, W, c, H, D, M, P, CD, T, kmax, 0, *wf_off, *sf_off], dtype=np.int64)
+        head = np.array([K, F, W, c, H, D, M, CD, T, kmax, 0, *wf_off, *sf_off], dtype=np.int64)
         self.wi = np.concatenate([head, out_task.ravel(), ex.ravel(), np.asarray([len(e) for e in experts], np.int64)])
         n_pairs = max(kmax * (kmax - 1) // 2, 1)
-        self.wd = np.zeros(D_OUT + 4 * T + K * T + K * CD + K * K + n_pairs + kmax)
+        self.wd = np.concatenate([np.zeros(D_OUT + 4 * T + K * T + K * CD + K * K + n_pairs + kmax), E.ravel(), eb.ravel()])
         self.wd[D_TEMP] = float(moe.config.temperature)
         self.wd[D_OUT + 2 * T : D_OUT + 3 * T] = np.asarray(students.y_std, dtype=np.float64)
         self.wd[D_OUT + 3 * T : D_OUT + 4 * T] = np.asarray(students.y_mean, dtype=np.float64)
