@@ -99,27 +99,33 @@ def _gelu_inplace(v):  # pragma: no cover - compiled
 
 
 @njit(cache=True, inline="always", fastmath=_FM, error_model="numpy")
-def _affine_in(a, A, b, out):  # pragma: no cover - compiled
-    """``out = b + a @ A`` (float32; ``A [n, m]``, one row per input): eight inputs per pass over
-    the outputs, so each output vector is loaded and stored once per eight multiply-adds."""
-    n, m = A.shape
-    for j in range(m):
-        out[j] = b[j]
-    i = 0
-    while i + 8 <= n:
-        a0, a1, a2, a3 = a[i], a[i + 1], a[i + 2], a[i + 3]
-        a4, a5, a6, a7 = a[i + 4], a[i + 5], a[i + 6], a[i + 7]
-        r0, r1, r2, r3 = A[i], A[i + 1], A[i + 2], A[i + 3]
-        r4, r5, r6, r7 = A[i + 4], A[i + 5], A[i + 6], A[i + 7]
-        for j in range(m):
-            out[j] += (a0 * r0[j] + a1 * r1[j] + a2 * r2[j] + a3 * r3[j]) + (a4 * r4[j] + a5 * r5[j] + a6 * r6[j] + a7 * r7[j])
-        i += 8
-    while i < n:
-        ai = a[i]
-        r = A[i]
-        for j in range(m):
-            out[j] += ai * r[j]
-        i += 1
+def _affine(a, A, b, out):  # pragma: no cover - compiled
+    """``out = b + A @ a`` (float32; ``A [m, n]``, a row per output as torch's ``Linear.weight``): four
+    outputs at a time, each a vectorised dot product over the inputs, so every input vector is
+    loaded once per four rows and nothing is stored inside the loop (no aliasing checks)."""
+    m, n = A.shape
+    j = 0
+    while j + 4 <= m:
+        r0, r1, r2, r3 = A[j], A[j + 1], A[j + 2], A[j + 3]
+        s0 = s1 = s2 = s3 = np.float32(0.0)
+        for i in range(n):
+            v = a[i]
+            s0 += r0[i] * v
+            s1 += r1[i] * v
+            s2 += r2[i] * v
+            s3 += r3[i] * v
+        out[j] = b[j] + s0
+        out[j + 1] = b[j + 1] + s1
+        out[j + 2] = b[j + 2] + s2
+        out[j + 3] = b[j + 3] + s3
+        j += 4
+    while j < m:
+        r = A[j]
+        acc = np.float32(0.0)
+        for i in range(n):
+            acc += r[i] * a[i]
+        out[j] = b[j] + acc
+        j += 1
 
 
 @njit(cache=True)
@@ -141,10 +147,11 @@ def _advance(x, r0, n, wf, wd, wi, sf):  # pragma: no cover - compiled
     K, F, W, c, H = wi[I_K], wi[I_F], wi[I_W], wi[I_C], wi[I_H]
     D, M, CD, T, KMAX = wi[I_D], wi[I_M], wi[I_CD], wi[I_T], wi[I_KMAX]
     Wc = W * c
-    # float32 weights, one section per matrix kind with every student's, each matrix [inputs, outputs]
-    # (a row per input, so each input's contribution is one vectorised multiply-add over the outputs):
-    # x_mean [F], x_std [F], Cw [K, F, c], cb [K, c], W1 [K, W*c, H], b1 [K, H], W2 [K, H, D], b2 [K, D],
-    # Wz [K, D, M], bz [K, M] (the heads); at the offsets wi[I_WF:] (WF_SECTIONS)
+    # float32 weights, one section per matrix kind with every student's: x_mean [F], x_std [F], the
+    # compression Cw [K, F, c] (a row per input: each input's contribution is one multiply-add over
+    # the c outputs), cb [K, c]; the dense layers as torch stores them, a row per output (see
+    # _affine): W1 [K, H, W*c], b1 [K, H], W2 [K, D, H], b2 [K, D], the heads Wz [K, M, D], bz [K, M];
+    # at the offsets wi[I_WF:] (WF_SECTIONS)
     o = wi[I_WF]
     mean = wf[o : o + F]
     o = wi[I_WF + 1]
@@ -154,15 +161,15 @@ def _advance(x, r0, n, wf, wd, wi, sf):  # pragma: no cover - compiled
     o = wi[I_WF + 3]
     cb = wf[o : o + K * c].reshape((K, c))
     o = wi[I_WF + 4]
-    W1 = wf[o : o + K * Wc * H].reshape((K, Wc, H))
+    W1 = wf[o : o + K * H * Wc].reshape((K, H, Wc))
     o = wi[I_WF + 5]
     b1 = wf[o : o + K * H].reshape((K, H))
     o = wi[I_WF + 6]
-    W2 = wf[o : o + K * H * D].reshape((K, H, D))
+    W2 = wf[o : o + K * D * H].reshape((K, D, H))
     o = wi[I_WF + 7]
     b2 = wf[o : o + K * D].reshape((K, D))
     o = wi[I_WF + 8]
-    Wz = wf[o : o + K * D * M].reshape((K, D, M))
+    Wz = wf[o : o + K * M * D].reshape((K, M, D))
     o = wi[I_WF + 9]
     bz = wf[o : o + K * M].reshape((K, M))
     # float32 state (SF_SECTIONS at wi[I_SF:]): ring [K, 2W, c] (each step vector at slots p and
@@ -220,11 +227,11 @@ def _advance(x, r0, n, wf, wd, wi, sf):  # pragma: no cover - compiled
     hc = head * c
     for s in range(K):
         win = flat[s, hc : hc + Wc]  # this student's window, oldest step first
-        _affine_in(win, W1[s], b1[s], hid)
+        _affine(win, W1[s], b1[s], hid)
         _gelu_inplace(hid)
-        _affine_in(hid, W2[s], b2[s], z)
+        _affine(hid, W2[s], b2[s], z)
         _gelu_inplace(z)
-        _affine_in(z, Wz[s], bz[s], out)
+        _affine(z, Wz[s], bz[s], out)
         e = emb[s]
         for q in range(CD):
             e[q] = eb[s, q]
@@ -307,15 +314,15 @@ class IncrementalCMM:
         eb = np.zeros((K, CD))
         for k, s in enumerate(sts):
             b, net, m, no = s.net.backbone, s.net, int(s.common_map.shape[0]), len(s.spec.tasks)
-            Wz = np.zeros((D, M), np.float32)
+            Wz = np.zeros((M, D), np.float32)
             bz = np.zeros(M, np.float32)
-            Wz[:, :no], bz[:no] = _f32(net.head.weight).T, _f32(net.head.bias)
+            Wz[:no], bz[:no] = _f32(net.head.weight), _f32(net.head.bias)
             cmap = np.asarray(s.common_map, np.float64)
             E[k] = _f32(net.projector.weight)[:m].T.astype(np.float64) @ cmap
             eb[k] = _f32(net.projector.bias)[:m].astype(np.float64) @ cmap + np.asarray(s.common_bias, np.float64)
-            # [inputs, outputs]: the transpose of torch's Linear weights
-            for key, arr in zip(mats, (_f32(b.compress.weight).T, _f32(b.compress.bias), _f32(b.mlp[2].weight).T, _f32(b.mlp[2].bias),
-                                       _f32(b.mlp[4].weight).T, _f32(b.mlp[4].bias), Wz, bz)):
+            # the compression [inputs, outputs] (the transpose of torch's weights), the rest as torch has them
+            for key, arr in zip(mats, (_f32(b.compress.weight).T, _f32(b.compress.bias), _f32(b.mlp[2].weight), _f32(b.mlp[2].bias),
+                                       _f32(b.mlp[4].weight), _f32(b.mlp[4].bias), Wz, bz)):
                 mats[key].append(np.ascontiguousarray(arr, dtype=np.float32).ravel())
             out_task[k, :no] = s.spec.tasks
         self.wf, wf_off = _pack([np.asarray(students.x_mean, np.float32).ravel(), np.asarray(students.x_std, np.float32).ravel(),
