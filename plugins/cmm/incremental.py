@@ -52,7 +52,7 @@ ALIGN = 16
 # wd (float64) layout
 D_TEMP = 0
 D_OUT = 1  # ŷ [T], then bandwidth [T] (NaN = per-sample median), scale [T], offset [T], preds [K, T], emb [K, CD], d2 [K, K], pairs, off,
-# then the embedding map E [K, D, CD] and its bias [K, CD]
+# then the embedding map E [K, CD, D] and its bias [K, CD]
 
 _SQRT1_2 = np.float32(0.7071067811865476)
 # erf(x) ~ x P(x²) / Q(x²) on [-4, 4] (Eigen's float approximation); |error| < 1e-6 there, and
@@ -100,9 +100,10 @@ def _gelu_inplace(v):  # pragma: no cover - compiled
 
 @njit(cache=True, inline="always", fastmath=_FM, error_model="numpy")
 def _affine(a, A, b, out):  # pragma: no cover - compiled
-    """``out = b + A @ a`` (float32; ``A [m, n]``, a row per output as torch's ``Linear.weight``): four
-    outputs at a time, each a vectorised dot product over the inputs, so every input vector is
-    loaded once per four rows and nothing is stored inside the loop (no aliasing checks)."""
+    """``out = b + A @ a`` (``A [m, n]``, a row per output as torch's ``Linear.weight``): four outputs
+    at a time, each a vectorised dot product over the inputs, so every input vector is loaded once
+    per four rows and nothing is stored inside the loop (no aliasing checks).  The sums take ``A``'s
+    type (numba unifies them): float32, or float64 for the embedding map."""
     m, n = A.shape
     j = 0
     while j + 4 <= m:
@@ -219,7 +220,7 @@ def _advance(x, r0, n, wf, wd, wi, sf):  # pragma: no cover - compiled
     o += K * CD
     n_pairs = max(KMAX * (KMAX - 1) // 2, 1)
     o_e = o + K * K + n_pairs + KMAX
-    E = wd[o_e : o_e + K * D * CD].reshape((K, D, CD))
+    E = wd[o_e : o_e + K * CD * D].reshape((K, CD, D))
     eb = wd[o_e + K * D * CD : o_e + K * D * CD + K * CD].reshape((K, CD))
     out_task = wi[I_OUT_TASK : I_OUT_TASK + K * M].reshape((K, M))
     preds[:, :] = np.nan
@@ -232,14 +233,7 @@ def _advance(x, r0, n, wf, wd, wi, sf):  # pragma: no cover - compiled
         _affine(hid, W2[s], b2[s], z)
         _gelu_inplace(z)
         _affine(z, Wz[s], bz[s], out)
-        e = emb[s]
-        for q in range(CD):
-            e[q] = eb[s, q]
-        for i in range(D):
-            a = np.float64(z[i])
-            row = E[s, i]
-            for q in range(CD):
-                e[q] += a * row[q]
+        _affine(z, E[s], eb[s], emb[s])  # float64: the sums take E's type
         for j in range(M):
             t = out_task[s, j]
             if t >= 0:
@@ -310,7 +304,7 @@ class IncrementalCMM:
         self.K, self.T, self.W, self.F = K, T, W, F
         mats: dict[str, list[np.ndarray]] = {k: [] for k in WF_SECTIONS[2:]}
         out_task = np.full((K, M), -1, dtype=np.int64)
-        E = np.zeros((K, D, CD))  # the projector composed with the common-space map, float64
+        E = np.zeros((K, CD, D))  # the projector composed with the common-space map, float64, [out, in]
         eb = np.zeros((K, CD))
         for k, s in enumerate(sts):
             b, net, m, no = s.net.backbone, s.net, int(s.common_map.shape[0]), len(s.spec.tasks)
@@ -318,7 +312,7 @@ class IncrementalCMM:
             bz = np.zeros(M, np.float32)
             Wz[:no], bz[:no] = _f32(net.head.weight), _f32(net.head.bias)
             cmap = np.asarray(s.common_map, np.float64)
-            E[k] = _f32(net.projector.weight)[:m].T.astype(np.float64) @ cmap
+            E[k] = cmap.T @ _f32(net.projector.weight)[:m].astype(np.float64)
             eb[k] = _f32(net.projector.bias)[:m].astype(np.float64) @ cmap + np.asarray(s.common_bias, np.float64)
             # the compression [inputs, outputs] (the transpose of torch's weights), the rest as torch has them
             for key, arr in zip(mats, (_f32(b.compress.weight).T, _f32(b.compress.bias), _f32(b.mlp[2].weight), _f32(b.mlp[2].bias),
