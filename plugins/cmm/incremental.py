@@ -148,17 +148,16 @@ def _advance(x, r0, n, wf, wd, wi, sf):  # pragma: no cover - compiled
     K, F, W, c, H = wi[I_K], wi[I_F], wi[I_W], wi[I_C], wi[I_H]
     D, M, CD, T, KMAX = wi[I_D], wi[I_M], wi[I_CD], wi[I_T], wi[I_KMAX]
     Wc = W * c
-    # float32 weights, one section per matrix kind with every student's: x_mean [F], x_std [F], the
-    # compression Cw [K, F, c] (a row per input: each input's contribution is one multiply-add over
-    # the c outputs), cb [K, c]; the dense layers as torch stores them, a row per output (see
-    # _affine): W1 [K, H, W*c], b1 [K, H], W2 [K, D, H], b2 [K, D], the heads Wz [K, M, D], bz [K, M];
+    # float32 weights, one section per matrix kind with every student's: x_mean [F], x_std [F], then
+    # each map as torch stores it, a row per output (see _affine): the compression Cw [K, c, F],
+    # cb [K, c], W1 [K, H, W*c], b1 [K, H], W2 [K, D, H], b2 [K, D], the heads Wz [K, M, D], bz [K, M];
     # at the offsets wi[I_WF:] (WF_SECTIONS)
     o = wi[I_WF]
     mean = wf[o : o + F]
     o = wi[I_WF + 1]
     std = wf[o : o + F]
     o = wi[I_WF + 2]
-    Cw = wf[o : o + K * F * c].reshape((K, F, c))
+    Cw = wf[o : o + K * c * F].reshape((K, c, F))
     o = wi[I_WF + 3]
     cb = wf[o : o + K * c].reshape((K, c))
     o = wi[I_WF + 4]
@@ -194,13 +193,7 @@ def _advance(x, r0, n, wf, wd, wi, sf):  # pragma: no cover - compiled
             xs[f] = v if np.isfinite(v) else np.float32(0.0)
         for s in range(K):
             g = ring[s, head]
-            for q in range(c):
-                g[q] = cb[s, q]
-            for f in range(F):
-                a = xs[f]
-                row = Cw[s, f]
-                for q in range(c):
-                    g[q] += a * row[q]
+            _affine(xs, Cw[s], cb[s], g)
             _gelu_inplace(g)
             g2 = ring[s, head + W]
             for q in range(c):
@@ -314,8 +307,7 @@ class IncrementalCMM:
             cmap = np.asarray(s.common_map, np.float64)
             E[k] = cmap.T @ _f32(net.projector.weight)[:m].astype(np.float64)
             eb[k] = _f32(net.projector.bias)[:m].astype(np.float64) @ cmap + np.asarray(s.common_bias, np.float64)
-            # the compression [inputs, outputs] (the transpose of torch's weights), the rest as torch has them
-            for key, arr in zip(mats, (_f32(b.compress.weight).T, _f32(b.compress.bias), _f32(b.mlp[2].weight), _f32(b.mlp[2].bias),
+            for key, arr in zip(mats, (_f32(b.compress.weight), _f32(b.compress.bias), _f32(b.mlp[2].weight), _f32(b.mlp[2].bias),
                                        _f32(b.mlp[4].weight), _f32(b.mlp[4].bias), Wz, bz)):
                 mats[key].append(np.ascontiguousarray(arr, dtype=np.float32).ravel())
             out_task[k, :no] = s.spec.tasks
