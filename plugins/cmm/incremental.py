@@ -27,10 +27,10 @@ tolerance (``tests/plugins/cmm/test_cmm_incremental.py``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
-from numba import njit
+from numba import njit, types
 
 from cmm_bt_plugins.cmm.hajek_kernel import hajek_mix
 
@@ -244,6 +244,11 @@ def _advance(x, r0, n, wf, wd, wi, sf):  # pragma: no cover - compiled
     hajek_mix(emb, preds, experts, n_experts, bandwidth, wd[D_TEMP], d2, pairs, off, y)
 
 
+#: :func:`_advance`'s argument types on the per-decision path (:meth:`IncrementalCMM.stepper`)
+_ADVANCE_TYPES = (types.float32[:, ::1], types.int64, types.int64, types.float32[::1], types.float64[::1],
+                  types.int64[::1], types.float32[::1])
+
+
 def _pack(parts: list[np.ndarray]) -> tuple[np.ndarray, list[int]]:
     """The float32 ``parts`` in one zero-padded buffer whose every part starts on a 64-byte line, and their offsets."""
     off, n = [], 0
@@ -355,6 +360,20 @@ class IncrementalCMM:
         """Push the next step's features ``row [F]`` and return ŷ for the window ending there."""
         _advance(self._rows(np.reshape(row, (1, -1))), 0, 1, self.wf, self.wd, self.wi, self.sf)
         return self.y
+
+    def stepper(self, steps: np.ndarray) -> Callable[[int], np.ndarray]:
+        """``decide(r)`` = :meth:`step_at` ``(steps, r)`` for this one step array, checked (and made a
+        ``float32`` C-contiguous array) once here and then handed to the compiled kernel's entry point
+        directly: no type dispatch per call (~0.4 µs of a ~10 µs decision).  ``r`` is not checked."""
+        x = self._rows(steps)
+        run = _advance.compile(_ADVANCE_TYPES)
+        wf, wd, wi, sf, y = self.wf, self.wd, self.wi, self.sf, self.y
+
+        def decide(r: int) -> np.ndarray:
+            run(x, r, 1, wf, wd, wi, sf)
+            return y
+
+        return decide
 
     def step_at(self, steps: np.ndarray, r: int) -> np.ndarray:
         """:meth:`step` with row ``r`` of ``steps`` (``float32 [*, F]``, C-contiguous; not checked: the hot path)."""

@@ -97,6 +97,23 @@ def test_row_api_reset_and_default_sizes():
     np.testing.assert_allclose(a.step(steps[17 + w]), y_ref[18], rtol=1e-5, atol=1e-5)
 
 
+def test_stepper_is_step_at_on_any_step_array():
+    """``stepper(steps)`` checks the array once (a strided float64 one is converted) and then decides
+    exactly as ``step_at``."""
+    w = 32
+    ss = _set(seed=6, P=16, C=16, w=w, f=25, hidden=64, compress=8)
+    steps = _steps(7, 70, w, 25)
+    moe = _fitted(ss, "median", _windows(steps, w))
+    a, b = IncrementalCMM(ss, moe), IncrementalCMM(ss, moe)
+    strided = np.asfortranarray(steps.astype(np.float64))
+    decide = b.stepper(strided)
+    a.reset(steps[:w]), b.reset(steps[:w])
+    for r in range(w, len(steps)):
+        np.testing.assert_array_equal(decide(r), a.step_at(steps, r))
+    with pytest.raises(ValueError, match="step rows must be"):
+        b.stepper(steps[:, :10])
+
+
 def test_gelu_approximation():
     v = np.concatenate([np.linspace(-12, 12, 100001), [0.0, -0.0, 1e-30, 50.0, -50.0]]).astype(np.float32)
     exact = np.array([0.5 * float(x) * (1.0 + math.erf(float(x) / math.sqrt(2.0))) for x in v])
