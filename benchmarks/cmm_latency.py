@@ -8,8 +8,10 @@ standardisation and compression into the students' window rings, all students, t
 export not timed).  For reference, in the same rounds (alternating, ``--rounds``), the whole-window
 path ``cmm_bt_plugins.cmm.fast.FastCMM`` (every step of the window recomputed) and, over
 ``--torch-steps`` decisions, the torch batch-1 path (``StudentSet.predict`` + ``stages.mix_experts``).  Teacher decision = tokenise + forward + pooling of one prompt by the
-``hf-causal-lm`` plugin (SmolLM2-135M by default), over ``--teacher-steps`` prompts.  Latency does
-not depend on the weights, so the students here are freshly initialised (same architectures and
+``hf-causal-lm`` plugin (SmolLM2-135M by default), over ``--teacher-steps`` prompts, timed in the
+same rounds (a share of the prompts after each round's CMM decisions), so that both sides of the
+ratio see the same machine: on a shared host its speed drifts by up to 1.5x within a minute.
+Latency does not depend on the weights, so the students here are freshly initialised (same architectures and
 sizes as in training).
 
 Usage::
@@ -103,15 +105,41 @@ def main(argv: list[str] | None = None) -> int:
     students = build_students(args.student, args.window, n_features)
     moe = HajekMoE(HajekMoE.Config())
     per = max(1, args.steps // args.rounds)
-    parts: dict[str, list[np.ndarray]] = {"cmm": [], "windows": []}
+    lm = layout = None
+    if not args.no_teacher:
+        try:
+            from types import SimpleNamespace
+
+            from cmm_bt_plugins.features.market import feature_names
+            from cmm_bt_plugins.llm.teacher import HFCausalLMTeacher
+
+            params = {"model": args.model} if args.model else {}
+            if args.teacher_plain:
+                params.update(dtype="float32", prefix_cache=False)
+            lm = HFCausalLMTeacher(HFCausalLMTeacher.Config(**params))
+            layout = SimpleNamespace(feature_names=feature_names(args.levels), spec=SimpleNamespace(levels=args.levels))
+        except Exception as err:  # noqa: BLE001 - a ratio without a teacher is no result: fail
+            print(f"teacher not loaded: {type(err).__name__}: {err}", file=sys.stderr)
+            return 1
+    parts: dict[str, list[np.ndarray]] = {"cmm": [], "windows": [], "teacher": []}
     path = ""
-    for _ in range(args.rounds):  # the reported path and the whole-window path alternately, same machine load
+    # the reported path, the whole-window path and the teacher in turn, round after round, so that a
+    # change of the machine's speed during the run (a shared host) reaches both sides of the ratio
+    t_per = -(-args.teacher_steps // args.rounds)
+    for i in range(args.rounds):
         lat = decision_latency(students, moe, X, per, step_rows=rows)
         path = lat["path"]
         parts["cmm"].append(lat["times"])
         parts["windows"].append(decision_latency(students, moe, X, per)["times"])
+        if lm is not None and i * t_per < args.teacher_steps:
+            try:
+                t = lm.decision_latency_us(X[i * t_per : min((i + 1) * t_per, args.teacher_steps)], layout, warmup=2 if i == 0 else 0)
+            except Exception as err:  # noqa: BLE001 - a ratio without a teacher is no result: fail
+                print(f"teacher not timed: {type(err).__name__}: {err}", file=sys.stderr)
+                return 1
+            parts["teacher"].append(np.asarray(t["samples"]))
     stats = {k: {"p50": float(np.percentile(np.concatenate(v), 50)), "p99": float(np.percentile(np.concatenate(v), 99)),
-                 "samples": float(sum(len(a) for a in v))} for k, v in parts.items()}
+                 "samples": float(sum(len(a) for a in v))} for k, v in parts.items() if v}
     cmm = stats["cmm"]
     result = {"student": args.student, "students": len(students.students), "student_params": students.n_params, "cmm_path": path,
               "cmm_us": cmm, "windows_path_us": stats["windows"]}
@@ -125,32 +153,16 @@ def main(argv: list[str] | None = None) -> int:
         result["torch_path_us"] = ref
         print(f"CMM torch batch-1 path (reference): p50 {ref['p50']:.0f} us, p99 {ref['p99']:.0f} us over {args.torch_steps} decisions")
     teacher = {"p50": float("nan"), "p99": float("nan")}  # filled in below when the teacher is timed
-
-    if not args.no_teacher:
-        try:
-            from types import SimpleNamespace
-
-            from cmm_bt_plugins.features.market import feature_names
-            from cmm_bt_plugins.llm.teacher import HFCausalLMTeacher
-
-            params = {"model": args.model} if args.model else {}
-            if args.teacher_plain:
-                params.update(dtype="float32", prefix_cache=False)
-            lm = HFCausalLMTeacher(HFCausalLMTeacher.Config(**params))
-            layout = SimpleNamespace(feature_names=feature_names(args.levels), spec=SimpleNamespace(levels=args.levels))
-            windows = X[: args.teacher_steps]
-            t = lm.decision_latency_us(windows, layout)
-            teacher = {"p50": float(t["p50"]), "p99": float(t["p99"])}
-            result["teacher_us"] = {k: v for k, v in t.items() if k != "samples"}
-            ratio = t["p50"] / cmm["p50"]
-            result["ratio_p50"] = ratio
-            how = "plain float32" if args.teacher_plain else f"{lm.config.dtype}, prefix cache {'on' if lm.config.prefix_cache else 'off'}"
-            result["teacher_path"] = how
-            print(f"teacher ({lm.n_params() / 1e6:.1f}M params, {how}): p50 {t['p50']:.0f} us, p99 {t['p99']:.0f} us over {len(windows)} decisions")
-            print(f"teacher / CMM latency ratio (p50): {ratio:.1f}x")
-        except Exception as err:  # noqa: BLE001 - a ratio without a teacher is no result: fail
-            print(f"teacher not timed: {type(err).__name__}: {err}", file=sys.stderr)
-            return 1
+    if lm is not None:
+        teacher = {"p50": stats["teacher"]["p50"], "p99": stats["teacher"]["p99"]}
+        result["teacher_us"] = teacher
+        ratio = teacher["p50"] / cmm["p50"]
+        result["ratio_p50"] = ratio
+        how = "plain float32" if args.teacher_plain else f"{lm.config.dtype}, prefix cache {'on' if lm.config.prefix_cache else 'off'}"
+        result["teacher_path"] = how
+        print(f"teacher ({lm.n_params() / 1e6:.1f}M params, {how}): p50 {teacher['p50']:.0f} us, p99 {teacher['p99']:.0f} us "
+              f"over {int(stats['teacher']['samples'])} decisions")
+        print(f"teacher / CMM latency ratio (p50): {ratio:.1f}x")
     print(json.dumps(result))
     print(f"cmm_p50_us={cmm['p50']:.1f} cmm_p99_us={cmm['p99']:.1f} teacher_p50_us={teacher['p50']:.1f} teacher_p99_us={teacher['p99']:.1f} ratio={teacher['p50'] / cmm['p50']:.1f}")
     return 0
