@@ -93,7 +93,7 @@ class HFCausalLMTeacher(Teacher):
         dtype: Literal["float32", "bfloat16", "float16"] = Field(
             "bfloat16",
             description="Model weights and compute dtype (features are stored as float32).  bfloat16 (default) extracts "
-            "2.1x as fast as float32 on the 2-core AVX-512-BF16 CPU with the same head quality (docs/teacher.md).",
+            "2.0-3.8x as fast as float32 on the 2-core AVX-512-BF16 CPUs (by host) with the same head quality (docs/teacher.md).",
         )
         layers: list[int] | None = Field(
             None,
