@@ -651,7 +651,8 @@ STEP_PACKED_SIGNATURE = (types.int64[::1], types.int64, types.int64, types.int64
 def step_packed_entry():
     """:func:`step_packed` for :data:`STEP_PACKED_SIGNATURE` (from numba's cache) as its compiled entry
     point: a call skips the dispatcher's type resolution (~0.1 µs of a Python step) and converts its
-    arguments to those types (so a float price would be truncated: callers pass ``int``)."""
+    arguments as ``int()`` / ``float()`` do (numpy scalars work, a price of 100.7 is tick 100, a
+    string that is no number raises ``ValueError``)."""
     return step_packed.compile(STEP_PACKED_SIGNATURE)
 
 

@@ -232,10 +232,12 @@ def _python_steps(ex: K.Exchange, policy: ExecutionPolicy, hooks, k0: int, times
         if on_quote is not None:
             on_quote(state, q)
         timed(perf() - c0)
-        kq, tq = i, t  # the entry point converts like int() / float(): a price 100.7 is tick 100
-        bp = NO if (bp := q.bid_price) is None else bp
-        ap = NO if (ap := q.ask_price) is None else ap
-        bq, aq = q.bid_qty, q.ask_qty
+        kq, tq = i, t
+        bp, bq, ap, aq = q.bid_price, q.bid_qty, q.ask_price, q.ask_qty  # converted by the entry point
+        if bp is None:
+            bp = NO
+        if ap is None:
+            ap = NO
     if kq >= 0:
         ex.quote(kq, tq, int(bp), float(bq), int(ap), float(aq))
     return delivered

@@ -91,8 +91,8 @@ def hajek_mix(emb, preds, experts, n_experts, bandwidth, temp, d2, pairs, off, y
             mid = p // 2
             med = pairs[mid] if p % 2 == 1 else 0.5 * (pairs[mid - 1] + pairs[mid])
             h = max(med, 1e-12)
-        # the kernel is symmetric: each pair's exponential once, added to both rows; every
-        # off[i] still sums its j = 0 .. nx - 1 in order, so the result is the same to the bit
+        # exp(-d²/h) is symmetric in i, j: each pair's exponential once, added to both rows; every
+        # off[i] still sums its j = 0 .. nx - 1 in order, so the sums are the same to the bit
         for i in range(nx):
             off[i] = 0.0
         for i in range(nx):

@@ -214,7 +214,7 @@ def _advance(x, r0, n, wf, wd, wi, sf):  # pragma: no cover - compiled
     n_pairs = max(KMAX * (KMAX - 1) // 2, 1)
     o_e = o + K * K + n_pairs + KMAX
     E = wd[o_e : o_e + K * CD * D].reshape((K, CD, D))
-    eb = wd[o_e + K * D * CD : o_e + K * D * CD + K * CD].reshape((K, CD))
+    eb = wd[o_e + K * CD * D : o_e + K * CD * D + K * CD].reshape((K, CD))
     out_task = wi[I_OUT_TASK : I_OUT_TASK + K * M].reshape((K, M))
     preds[:, :] = np.nan
     flat = ring.reshape((K, 2 * Wc))

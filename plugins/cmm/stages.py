@@ -131,13 +131,13 @@ def decision_latency(students: StudentSet, moe: "MoE", X: np.ndarray, steps: int
         rows = np.ascontiguousarray(step_rows, dtype=np.float32)
         inc = IncrementalCMM(students, moe)
         inc.reset(rows[:W])
-        r, m, step_at = W, len(rows), inc.stepper(rows)
+        r, m, step = W, len(rows), inc.stepper(rows)
         for i in range(steps + 10):
             if r >= m:
                 inc.reset(rows[:W])
                 r = W
             t0 = perf()
-            step_at(r)
+            step(r)
             t1 = perf()
             r += 1
             if i >= 10:
@@ -149,7 +149,7 @@ def decision_latency(students: StudentSet, moe: "MoE", X: np.ndarray, steps: int
             if ring["r"] >= m:
                 inc.reset(rows[:W])
                 ring["r"] = W
-            step_at(ring["r"])
+            step(ring["r"])
             ring["r"] += 1
     else:
         from cmm_bt_plugins.cmm.fast import FastCMM

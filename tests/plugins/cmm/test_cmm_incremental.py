@@ -98,18 +98,21 @@ def test_row_api_reset_and_default_sizes():
 
 
 def test_stepper_is_step_at_on_any_step_array():
-    """``stepper(steps)`` checks the array once (a strided float64 one is converted) and then decides
-    exactly as ``step_at``."""
+    """``stepper(steps)`` checks the array once (a strided float64 one is converted, a read-only one
+    is used as it is) and then decides exactly as ``step_at``."""
     w = 32
     ss = _set(seed=6, P=16, C=16, w=w, f=25, hidden=64, compress=8)
     steps = _steps(7, 70, w, 25)
     moe = _fitted(ss, "median", _windows(steps, w))
     a, b = IncrementalCMM(ss, moe), IncrementalCMM(ss, moe)
     strided = np.asfortranarray(steps.astype(np.float64))
-    decide = b.stepper(strided)
-    a.reset(steps[:w]), b.reset(steps[:w])
-    for r in range(w, len(steps)):
-        np.testing.assert_array_equal(decide(r), a.step_at(steps, r))
+    read_only = steps.copy()
+    read_only.setflags(write=False)
+    for given in (strided, read_only):
+        decide = b.stepper(given)
+        a.reset(steps[:w]), b.reset(steps[:w])
+        for r in range(w, len(steps)):
+            np.testing.assert_array_equal(decide(r), a.step_at(steps, r))
     with pytest.raises(ValueError, match="step rows must be"):
         b.stepper(steps[:, :10])
 
