@@ -34,6 +34,8 @@ import sys
 
 import numpy as np
 
+from cmm_bt.hostinfo import describe_host
+
 
 def build_students(student_name: str, window: int, n_features: int, seed: int = 0):
     import torch
@@ -93,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--teacher-plain", action="store_true",
                     help="time the teacher's plain path (float32, no prefix cache) instead of its default fast path")
     args = ap.parse_args(argv)
+    print(describe_host(), flush=True)
 
     from cmm_bt_plugins.cmm.moe import HajekMoE
     from cmm_bt_plugins.cmm.stages import decision_latency

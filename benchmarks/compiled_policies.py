@@ -34,6 +34,7 @@ import yaml
 from cmm_bt.components import ExecutionPolicy, RunContext
 from cmm_bt.engine.config import EngineConfig
 from cmm_bt.engine.loop import run_backtest
+from cmm_bt.hostinfo import describe_host
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--interval-ms", type=float, default=100.0, help="decision interval (default 100)")
     ap.add_argument("--repeat", type=int, default=1, help="timed rounds (each: one Python and one compiled run)")
     a = ap.parse_args(argv)
+    print(describe_host(), flush=True)
 
     from cmm_bt.data.loading import load_market
     from cmm_bt.data.manifest import compute_splits, load_manifest, resolve_data_root

@@ -47,6 +47,7 @@ from cmm_bt.engine.hftbacktest_ref import (
     run_hbt,
 )
 from cmm_bt.engine.loop import run_backtest
+from cmm_bt.hostinfo import describe_host
 from cmm_bt_plugins.data.binance import KNOWN_TICKS, BinanceCapture, coin_m_instrument
 
 #: lot sizes of the dataset manifests (datasets/binance-*.yaml)
@@ -98,6 +99,7 @@ def main(argv: list[str] | None = None) -> None:
                     help="inverse (coin-margined) contract value in USD; default for COIN-M captures: the binance "
                          "plugin's KNOWN_CONTRACT_SIZES (BTCUSD_PERP 100); given for another capture, it is run as inverse")
     a = ap.parse_args(argv)
+    print(describe_host(), flush=True)
     files = [Path(f) for f in a.data]
 
     t = time.perf_counter()

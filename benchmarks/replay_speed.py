@@ -24,6 +24,7 @@ from cmm_bt.data.schema import EVENT_COLUMNS, TRADE, Instrument, MarketData, sor
 from cmm_bt.engine.config import EngineConfig
 from cmm_bt.engine.loop import decision_grid, run_backtest
 from cmm_bt.engine.synthetic import synthetic_market
+from cmm_bt.hostinfo import describe_host
 
 
 class JoinTouch(ExecutionPolicy):
@@ -70,6 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--queue-model", default="power-prob")
     ap.add_argument("--repeat", type=int, default=3, help="timed runs (best is reported)")
     a = ap.parse_args(argv)
+    print(describe_host(), flush=True)
 
     rss0 = peak_rss_mib()
     if a.dataset:

@@ -38,6 +38,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from cmm_bt.hostinfo import describe_host
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -76,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--no-plain", action="store_true", help="time the fast path only")
     a = ap.parse_args(argv)
+    print(describe_host(), flush=True)
 
     from cmm_bt_plugins.features.quality import prediction_quality
     from cmm_bt_plugins.llm.heads import HeadsConfig, TeacherHeads
