@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--teacher-plain", action="store_true",
                     help="time the teacher's plain path (float32, no prefix cache) instead of its default fast path")
     args = ap.parse_args(argv)
-    print(describe_host(), flush=True)
+    print(f"host: {describe_host()}", flush=True)
 
     from cmm_bt_plugins.cmm.moe import HajekMoE
     from cmm_bt_plugins.cmm.stages import decision_latency

@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--interval-ms", type=float, default=100.0, help="decision interval (default 100)")
     ap.add_argument("--repeat", type=int, default=1, help="timed rounds (each: one Python and one compiled run)")
     a = ap.parse_args(argv)
-    print(describe_host(), flush=True)
+    print(f"host: {describe_host()}", flush=True)
 
     from cmm_bt.data.loading import load_market
     from cmm_bt.data.manifest import compute_splits, load_manifest, resolve_data_root

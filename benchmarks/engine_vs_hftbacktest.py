@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
                     help="inverse (coin-margined) contract value in USD; default for COIN-M captures: the binance "
                          "plugin's KNOWN_CONTRACT_SIZES (BTCUSD_PERP 100); given for another capture, it is run as inverse")
     a = ap.parse_args(argv)
-    print(describe_host(), flush=True)
+    print(f"host: {describe_host()}", flush=True)
     files = [Path(f) for f in a.data]
 
     t = time.perf_counter()

@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--queue-model", default="power-prob")
     ap.add_argument("--repeat", type=int, default=3, help="timed runs (best is reported)")
     a = ap.parse_args(argv)
-    print(describe_host(), flush=True)
+    print(f"host: {describe_host()}", flush=True)
 
     rss0 = peak_rss_mib()
     if a.dataset:

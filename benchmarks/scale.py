@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--strategy", default="strategies/fixed-spread.yaml")
     ap.add_argument("--json", type=Path, help="also write the rows here")
     args = ap.parse_args(argv)
-    print(describe_host(), flush=True)
+    print(f"host: {describe_host()}", flush=True)
     sizes = [(n, 3600.0, 1800.0) for n in args.sessions] + ([(args.days, 86400.0, 0.0)] if args.days else [])
     if not sizes:
         ap.error("nothing to run: give --sessions and/or --days")

@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--no-plain", action="store_true", help="time the fast path only")
     a = ap.parse_args(argv)
-    print(describe_host(), flush=True)
+    print(f"host: {describe_host()}", flush=True)
 
     from cmm_bt_plugins.features.quality import prediction_quality
     from cmm_bt_plugins.llm.heads import HeadsConfig, TeacherHeads

@@ -1,4 +1,5 @@
-"""The machine a timing was taken on, in one line (benchmarks print it first).
+"""The machine a timing was taken on, in one line (benchmarks print it first, run folders keep it
+in ``run.json``).
 
 Timings on this project's shared development machines depend on the host under the VM: the same
 bfloat16 matrix products ran 3.8x and 2.0x as fast as float32 ones on two of them.  So a benchmark
@@ -7,6 +8,7 @@ its cores and the library versions that compile those kernels."""
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 from importlib import metadata
@@ -35,15 +37,16 @@ def _version(package: str) -> str:
         return "-"
 
 
+@functools.cache  # the host does not change under a process
 def describe_host() -> str:
-    """``host: <cpu model> (family F model M), N cpus, flags …; python …, numpy …, numba …, torch …``."""
+    """``<cpu model> (family F model M), N cpus, flags …; python …, numpy …, numba …, torch …``."""
     info = _cpuinfo()
     model = info.get("model name") or platform.processor() or platform.machine()
     where = f" (family {info['cpu family']} model {info['model']})" if "cpu family" in info and "model" in info else ""
     flags = set(info.get("flags", "").split())
     have = " ".join(f for f in _FLAGS if f in flags) if flags else "unknown"
     libs = ", ".join(f"{p} {_version(p)}" for p in ("numpy", "numba", "torch"))
-    return f"host: {model}{where}, {os.cpu_count()} cpus, flags {have}; python {platform.python_version()}, {libs}"
+    return f"{model}{where}, {os.cpu_count()} cpus, flags {have}; python {platform.python_version()}, {libs}"
 
 
 __all__ = ["describe_host"]

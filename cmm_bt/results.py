@@ -30,6 +30,7 @@ import yaml
 from cmm_bt.data.schema import Instrument
 from cmm_bt.engine.output import BacktestOutput
 from cmm_bt.errors import CmmBtError
+from cmm_bt.hostinfo import describe_host
 from cmm_bt.storage import remove_dead_temps
 
 #: File names of the core tables; extra tables may not reuse them.
@@ -271,6 +272,7 @@ def _run_info(result: RunResult) -> dict[str, Any]:
             "wall_s": float(result.output.wall_s),
             "extra_tables": sorted(result.extra),
             "fee_model": result.fee_model,
+            "host": describe_host(),  # latency and energy metrics depend on it
         }
     )
 

@@ -221,6 +221,14 @@ def test_check_out_dir_fails_before_any_work(tmp_path, case):
     assert not (tmp_path / "new").exists()
 
 
+def test_run_json_names_the_host(tmp_path):
+    """Latency and energy metrics depend on the machine: the run folder says which it was."""
+    from cmm_bt.hostinfo import describe_host
+
+    info = json.loads((write_run_folder(make_result(), tmp_path / "r") / "run.json").read_text())
+    assert info["host"] == describe_host()
+
+
 def test_fee_model_in_config_yaml_and_run_json(tmp_path):
     res = make_result()
     res.fee_model = "proportional: maker 2 bp, taker 5 bp of notional (engine defaults: the strategy sets no fees)"
