@@ -43,9 +43,9 @@ I_K, I_F, I_W, I_C, I_H, I_D, I_M, I_CD, I_T, I_KMAX, I_HEAD = range(11)
 WF_SECTIONS = ("mean", "std", "Cw", "cb", "W1", "b1", "W2", "b2", "Wz", "bz")
 #: float32 state sections of ``sf``: the rings, then the scratch vectors
 SF_SECTIONS = ("ring", "xs", "hid", "z", "out")
-I_WF = 11  # offsets of WF_SECTIONS in wf, then of SF_SECTIONS in sf
-I_OUT_TASK = I_WF + len(WF_SECTIONS) + len(SF_SECTIONS)  # [K, M] task of each head output (-1: none), then experts [T, KMAX], n_experts [T]
-I_SF = I_WF + len(WF_SECTIONS)
+I_WF = 11  # offsets of WF_SECTIONS in wf
+I_SF = I_WF + len(WF_SECTIONS)  # offsets of SF_SECTIONS in sf
+I_OUT_TASK = I_SF + len(SF_SECTIONS)  # [K, M] task of each head output (-1: none), then experts [T, KMAX], n_experts [T]
 #: float32 elements per 64-byte cache line: a vector load that crosses a line costs two (the first
 #: layer streams 512 KB of weights per decision; unaligned sections made it ~1.4x slower)
 ALIGN = 16
@@ -138,6 +138,13 @@ def gelu32(v):  # pragma: no cover - compiled
     return out
 
 
+@njit(cache=True, inline="always")
+def _section(buf, wi, j, n):  # pragma: no cover - compiled
+    """The ``n`` elements of ``buf`` from the offset ``wi[j]`` on (a packed section, :func:`_pack`)."""
+    o = wi[j]
+    return buf[o : o + n]
+
+
 @njit(cache=True, fastmath=_FM, error_model="numpy")
 def _advance(x, r0, n, wf, wd, wi, sf):  # pragma: no cover - compiled
     """Push rows ``r0 .. r0 + n - 1`` of ``x [*, F]`` into every student's ring, then decide: ŷ -> ``wd[D_OUT:D_OUT + T]``.
@@ -152,39 +159,24 @@ def _advance(x, r0, n, wf, wd, wi, sf):  # pragma: no cover - compiled
     # each map as torch stores it, a row per output (see _affine): the compression Cw [K, c, F],
     # cb [K, c], W1 [K, H, W*c], b1 [K, H], W2 [K, D, H], b2 [K, D], the heads Wz [K, M, D], bz [K, M];
     # at the offsets wi[I_WF:] (WF_SECTIONS)
-    o = wi[I_WF]
-    mean = wf[o : o + F]
-    o = wi[I_WF + 1]
-    std = wf[o : o + F]
-    o = wi[I_WF + 2]
-    Cw = wf[o : o + K * c * F].reshape((K, c, F))
-    o = wi[I_WF + 3]
-    cb = wf[o : o + K * c].reshape((K, c))
-    o = wi[I_WF + 4]
-    W1 = wf[o : o + K * H * Wc].reshape((K, H, Wc))
-    o = wi[I_WF + 5]
-    b1 = wf[o : o + K * H].reshape((K, H))
-    o = wi[I_WF + 6]
-    W2 = wf[o : o + K * D * H].reshape((K, D, H))
-    o = wi[I_WF + 7]
-    b2 = wf[o : o + K * D].reshape((K, D))
-    o = wi[I_WF + 8]
-    Wz = wf[o : o + K * M * D].reshape((K, M, D))
-    o = wi[I_WF + 9]
-    bz = wf[o : o + K * M].reshape((K, M))
+    mean = _section(wf, wi, I_WF, F)
+    std = _section(wf, wi, I_WF + 1, F)
+    Cw = _section(wf, wi, I_WF + 2, K * c * F).reshape((K, c, F))
+    cb = _section(wf, wi, I_WF + 3, K * c).reshape((K, c))
+    W1 = _section(wf, wi, I_WF + 4, K * H * Wc).reshape((K, H, Wc))
+    b1 = _section(wf, wi, I_WF + 5, K * H).reshape((K, H))
+    W2 = _section(wf, wi, I_WF + 6, K * D * H).reshape((K, D, H))
+    b2 = _section(wf, wi, I_WF + 7, K * D).reshape((K, D))
+    Wz = _section(wf, wi, I_WF + 8, K * M * D).reshape((K, M, D))
+    bz = _section(wf, wi, I_WF + 9, K * M).reshape((K, M))
     # float32 state (SF_SECTIONS at wi[I_SF:]): ring [K, 2W, c] (each step vector at slots p and
     # p + W, so the window, oldest first, is the contiguous run of slots head .. head + W - 1),
     # xs [F], hid [H], z [D], out [M]
-    o = wi[I_SF]
-    ring = sf[o : o + K * 2 * Wc].reshape((K, 2 * W, c))
-    o = wi[I_SF + 1]
-    xs = sf[o : o + F]
-    o = wi[I_SF + 2]
-    hid = sf[o : o + H]
-    o = wi[I_SF + 3]
-    z = sf[o : o + D]
-    o = wi[I_SF + 4]
-    out = sf[o : o + M]
+    ring = _section(sf, wi, I_SF, K * 2 * Wc).reshape((K, 2 * W, c))
+    xs = _section(sf, wi, I_SF + 1, F)
+    hid = _section(sf, wi, I_SF + 2, H)
+    z = _section(sf, wi, I_SF + 3, D)
+    out = _section(sf, wi, I_SF + 4, M)
     head = wi[I_HEAD]
     for r in range(r0, r0 + n):
         xr = x[r]
